@@ -1,0 +1,1 @@
+"""Pixel decoding of DICOM images into arrays the networks take."""

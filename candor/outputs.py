@@ -1,0 +1,143 @@
+"""The DICOM objects Candor writes for one segmented image, at the source's resolution.
+
+For every source image: a BINARY SEG of the thresholded mean probability, RGB
+Secondary Capture overlays of the epistemic and aleatoric maps (OP/CR/DX have no
+Frame of Reference, so a Parametric Map would be IOD-invalid there — see
+``shared/reference/dicom-outputs-and-pacs.md`` §1), and a TID 1500 SR with the
+image-level figures. UIDs derive from the source UIDs, the model and the output kind
+(PS3.5 §9 "2.25." UUID-derived UIDs), so a re-run replaces rather than duplicates.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+
+from candor.dicom import codes as candor_codes
+from candor.dicom.sc import build_overlay_sc
+from candor.dicom.seg import build_binary_seg
+from candor.dicom.sr import FindingSpec, MeasurementSpec, box_polyline, build_measurement_report
+from candor.dicom.uids import derived_uid
+from candor.preprocess import to_source_grid
+from candor.records import InferredImage
+from candor.render import render_overlay
+from candor.summaries import SegmentationSummary
+
+#: Output kind → Series Number of the derived series.
+SERIES_NUMBERS = {"seg": 901, "epistemic": 902, "aleatoric": 903, "sr": 904}
+
+
+@dataclass(frozen=True)
+class OutputObject:
+    kind: str
+    dataset: Dataset
+
+
+def output_uids(inferred: InferredImage, kind: str) -> tuple[str, str]:
+    """(SeriesInstanceUID, SOPInstanceUID) of output ``kind`` for this source image and model."""
+    model = (inferred.bundle.name, inferred.bundle.version)
+    series = derived_uid("candor", *model, kind, str(inferred.decoded.source.SeriesInstanceUID))
+    instance = derived_uid("candor", *model, kind, str(inferred.decoded.source.SOPInstanceUID))
+    return series, instance
+
+
+def foreground_mask(inferred: InferredImage, threshold: float, foreground_class: int = 1) -> np.ndarray:
+    """The mean foreground probability, resized to the source grid, thresholded."""
+    probability = to_source_grid(inferred.maps.mean_probability[foreground_class], inferred.geometry)
+    return probability >= threshold
+
+
+def segmentation(inferred: InferredImage, threshold: float) -> OutputObject:
+    task = inferred.decoded.task
+    series_uid, sop_uid = output_uids(inferred, "seg")
+    seg = build_binary_seg(
+        inferred.decoded.source,
+        foreground_mask(inferred, threshold),
+        segment_label=task.segment_label,
+        property_category=task.property_category,
+        property_type=task.property_type,
+        anatomic_region=task.anatomic_region,
+        algorithm_name=inferred.bundle.name,
+        algorithm_version=inferred.bundle.version,
+        series_instance_uid=series_uid,
+        sop_instance_uid=sop_uid,
+        series_number=SERIES_NUMBERS["seg"],
+        series_description=f"{task.segment_label} (AI)",
+    )
+    return OutputObject("seg", seg)
+
+
+def _base_rgb(image: np.ndarray) -> np.ndarray:
+    return image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
+
+
+def uncertainty_overlays(inferred: InferredImage) -> Iterator[OutputObject]:
+    """Epistemic and aleatoric overlays, one at a time (each is a source-sized RGB image).
+
+    Both maps are drawn on the fixed scale [0, ln C] nats, the bound of every entropy
+    term, so that colours mean the same thing on every image and every run.
+    """
+    maps = inferred.maps
+    upper = math.log(maps.mean_probability.shape[0])
+    base = _base_rgb(inferred.decoded.image)
+    titles = {
+        "epistemic": "Epistemic uncertainty (mutual information)",
+        "aleatoric": "Aleatoric uncertainty (expected entropy)",
+    }
+    for kind, title in titles.items():
+        values = to_source_grid(getattr(maps, kind), inferred.geometry)
+        rgb = render_overlay(base, values, title=f"{title}, T={maps.samples}, seed {inferred.seed}",
+                             vmin=0.0, vmax=upper, units="nats")
+        del values
+        series_uid, sop_uid = output_uids(inferred, kind)
+        sc = build_overlay_sc(
+            inferred.decoded.source, rgb,
+            series_instance_uid=series_uid, sop_instance_uid=sop_uid, series_number=SERIES_NUMBERS[kind],
+            series_description=f"{kind.capitalize()} uncertainty overlay",
+        )
+        yield OutputObject(kind, sc)
+
+
+def measurement_report(inferred: InferredImage, summary: SegmentationSummary) -> OutputObject:
+    """TID 1500 SR: foreground fraction and mean uncertainties, on the field-of-view region."""
+    task = inferred.decoded.task
+    finding = FindingSpec(
+        finding_type=task.property_type,
+        tracking_label=(f"{task.segment_label}: area {100 * summary.foreground_fraction:.1f}% of FOV, "
+                        f"epistemic {summary.mean_epistemic:.3f}, aleatoric {summary.mean_aleatoric:.3f} nats"),
+        region_xy=box_polyline(*summary.field_of_view_box),
+        measurements=[
+            MeasurementSpec(name=candor_codes.VESSEL_AREA_FRACTION, value=summary.foreground_fraction,
+                            unit=codes.UCUM.NoUnits, label="area fraction"),
+            MeasurementSpec(name=candor_codes.EPISTEMIC_UNCERTAINTY, value=summary.mean_epistemic,
+                            unit=candor_codes.NATS, label="mean epistemic"),
+            MeasurementSpec(name=candor_codes.ALEATORIC_UNCERTAINTY, value=summary.mean_aleatoric,
+                            unit=candor_codes.NATS, label="mean aleatoric"),
+            MeasurementSpec(name=candor_codes.TOTAL_UNCERTAINTY, value=summary.mean_total,
+                            unit=candor_codes.NATS, label="mean total"),
+        ],
+    )
+    series_uid, sop_uid = output_uids(inferred, "sr")
+    sr = build_measurement_report(
+        inferred.decoded.source, [finding],
+        algorithm_name=inferred.bundle.name, algorithm_version=inferred.bundle.version,
+        series_instance_uid=series_uid, sop_instance_uid=sop_uid, series_number=SERIES_NUMBERS["sr"],
+        series_description=f"{task.segment_label} measurements (AI)",
+    )
+    return OutputObject("sr", sr)
+
+
+def write_output(obj: OutputObject, folder: Path) -> Path:
+    """Write ``obj`` as ``<kind>-<SOPInstanceUID>.dcm``: a re-run overwrites the same file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{obj.kind}-{obj.dataset.SOPInstanceUID}.dcm"
+    tmp = path.with_suffix(".dcm.tmp")
+    obj.dataset.save_as(tmp, enforce_file_format=True)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,1 @@
+"""Candor's Holoscan operators: one per pipeline stage, thin adapters over ``candor``."""
