@@ -10,6 +10,7 @@ from monai.deploy.conditions import CountCondition
 from monai.deploy.core import Application
 from monai.deploy.operators import DICOMSeriesSelectorOperator
 
+from app.logs import quiet_chatty_libraries
 from candor.report import RunReport
 from candor.settings import Settings
 from candor.tasks import selector_rules
@@ -40,6 +41,7 @@ class CandorApp(Application):
 
     def compose(self) -> None:
         context = Application.init_app_context(self.argv)
+        quiet_chatty_libraries()
         input_path, self.output_path = Path(context.input_path), Path(context.output_path)
         models_path = Path(context.model_path)
         self.output_path.mkdir(parents=True, exist_ok=True)

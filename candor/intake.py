@@ -11,11 +11,14 @@ what remains.
 from __future__ import annotations
 
 import logging
+import contextlib
 import struct
+from typing import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from monai.deploy.core.domain import DICOMSeries, DICOMStudy
+from pydicom import config as pydicom_config
 from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
@@ -41,6 +44,17 @@ class Intake:
 
     def eligible_instances(self) -> int:
         return sum(len(series.get_sop_instances()) for study in self.studies for series in study.get_all_series())
+
+
+@contextlib.contextmanager
+def _lenient_value_reading() -> Iterator[None]:
+    """Read odd values without pydicom's per-value warnings: a damaged header is reported once, by file."""
+    previous = pydicom_config.settings.reading_validation_mode
+    pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
+    try:
+        yield
+    finally:
+        pydicom_config.settings.reading_validation_mode = previous
 
 
 def _read_header(path: Path) -> Dataset:
@@ -110,8 +124,9 @@ def scan_folder(folder: str | Path) -> Intake:
             continue
         intake.files_seen += 1
         try:
-            dataset = _read_header(path)
-            _triage(path, dataset)
+            with _lenient_value_reading():
+                dataset = _read_header(path)
+                _triage(path, dataset)
             if str(dataset.SOPInstanceUID) in seen_sops:
                 raise InputRejected(path, f"duplicate SOP instance {dataset.SOPInstanceUID}; the first copy is used")
         except InputRejected as rejection:

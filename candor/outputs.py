@@ -109,18 +109,17 @@ def measurement_report(inferred: InferredImage, summary: SegmentationSummary) ->
     task = inferred.decoded.task
     finding = FindingSpec(
         finding_type=task.property_type,
-        tracking_label=(f"{task.segment_label}: area {100 * summary.foreground_fraction:.1f}% of FOV, "
-                        f"epistemic {summary.mean_epistemic:.3f}, aleatoric {summary.mean_aleatoric:.3f} nats"),
+        tracking_label=task.segment_label,  # the builder appends "label value" for each measurement
         region_xy=box_polyline(*summary.field_of_view_box),
         measurements=[
             MeasurementSpec(name=candor_codes.VESSEL_AREA_FRACTION, value=summary.foreground_fraction,
                             unit=codes.UCUM.NoUnits, label="area fraction"),
             MeasurementSpec(name=candor_codes.EPISTEMIC_UNCERTAINTY, value=summary.mean_epistemic,
-                            unit=candor_codes.NATS, label="mean epistemic"),
+                            unit=candor_codes.NATS, label="epistemic"),
             MeasurementSpec(name=candor_codes.ALEATORIC_UNCERTAINTY, value=summary.mean_aleatoric,
-                            unit=candor_codes.NATS, label="mean aleatoric"),
+                            unit=candor_codes.NATS, label="aleatoric"),
             MeasurementSpec(name=candor_codes.TOTAL_UNCERTAINTY, value=summary.mean_total,
-                            unit=candor_codes.NATS, label="mean total"),
+                            unit=candor_codes.NATS, label="total"),
         ],
     )
     series_uid, sop_uid = output_uids(inferred, "sr")

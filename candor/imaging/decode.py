@@ -40,7 +40,7 @@ def check_pixel_data(dataset: Dataset, path: str | Path) -> None:
     Rows × Columns × SamplesPerPixel × NumberOfFrames × BitsAllocated / 8 bytes.
     """
     if "PixelData" not in dataset:
-        raise InputRejected(path, "no pixel data (7FE0,0010)")
+        raise InputRejected(path, "no pixel data (7FE0,0010): missing, or the file is truncated")
     try:
         rows, cols = int(dataset.Rows), int(dataset.Columns)
         samples = int(dataset.get("SamplesPerPixel", 1))
