@@ -18,7 +18,8 @@ from operators.image_decoder import ImageDecoderOperator
 from operators.mc_dropout import MCDropoutInferenceOperator
 from operators.preprocess import PreprocessOperator
 from operators.study_loader import StudyLoaderOperator
-from operators.writers import OverlayWriterOperator, SegWriterOperator, SRWriterOperator
+from operators.saliency import SaliencyOperator
+from operators.writers import OverlayWriterOperator, SaliencyOverlayWriterOperator, SegWriterOperator, SRWriterOperator
 
 logger = logging.getLogger(__name__)
 
@@ -72,3 +73,10 @@ class CandorApp(Application):
                                                  report=self.report, name="overlay_writer"))
         for writer in writers:
             self.add_flow(inference, writer, {(MCDropoutInferenceOperator.OUTPUT, writer.INPUT)})
+        if self.settings.saliency_method_list and self.settings.write_overlays:
+            saliency = SaliencyOperator(self, settings=self.settings, device=device, name="saliency")
+            saliency_writer = SaliencyOverlayWriterOperator(self, output_folder=self.output_path,
+                                                            settings=self.settings, report=self.report,
+                                                            name="saliency_writer")
+            self.add_flow(inference, saliency, {(MCDropoutInferenceOperator.OUTPUT, SaliencyOperator.INPUT)})
+            self.add_flow(saliency, saliency_writer, {(SaliencyOperator.OUTPUT, saliency_writer.INPUT)})

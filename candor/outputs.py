@@ -25,12 +25,25 @@ from candor.dicom.seg import build_binary_seg
 from candor.dicom.sr import FindingSpec, MeasurementSpec, box_polyline, build_measurement_report
 from candor.dicom.uids import derived_uid
 from candor.preprocess import to_source_grid
-from candor.records import InferredImage
+from candor.records import ExplainedImage, InferredImage
 from candor.render import render_overlay
+from candor.saliency.registry import METHODS
 from candor.summaries import SegmentationSummary
 
-#: Output kind → Series Number of the derived series.
-SERIES_NUMBERS = {"seg": 901, "epistemic": 902, "aleatoric": 903, "sr": 904}
+#: Output kind → Series Number of the derived series (saliency methods follow from 910).
+SERIES_NUMBERS = {"seg": 901, "epistemic": 902, "aleatoric": 903, "sr": 904,
+                  **{f"saliency-{name}": 910 + index for index, name in enumerate(METHODS)}}
+
+#: How each saliency method is named on its overlay.
+SALIENCY_TITLES = {
+    "gradient": "Vanilla gradient",
+    "guided_backprop": "Guided backprop",
+    "integrated_gradients": "Integrated gradients",
+    "smoothgrad_gradient": "SmoothGrad (gradient)",
+    "smoothgrad_guided_backprop": "SmoothGrad (guided backprop)",
+    "smoothgrad_integrated_gradients": "SmoothGrad (integrated gradients)",
+    "gradcam": "Grad-CAM",
+}
 
 
 @dataclass(frozen=True)
@@ -102,6 +115,36 @@ def uncertainty_overlays(inferred: InferredImage) -> Iterator[OutputObject]:
             series_description=f"{kind.capitalize()} uncertainty overlay",
         )
         yield OutputObject(kind, sc)
+
+
+def normalised_saliency(values: np.ndarray, percentile: float = 99.5) -> tuple[np.ndarray, float]:
+    """|saliency| divided by its ``percentile``-th percentile and clipped to [0, 1] (Smilkov et al. 2017
+    visualise absolute values capped at the 99th percentile); returns the map and the scale."""
+    magnitude = np.abs(values)
+    scale = float(np.percentile(magnitude, percentile))
+    if scale <= 0.0:
+        return np.zeros_like(magnitude), 0.0
+    return np.clip(magnitude / scale, 0.0, 1.0), scale
+
+
+def saliency_overlays(explained: ExplainedImage) -> Iterator[OutputObject]:
+    """One RGB overlay per saliency method, one at a time."""
+    inferred = explained.inferred
+    base = _base_rgb(inferred.decoded.image)
+    target = inferred.decoded.task.segment_label.lower()
+    for item in explained.maps:
+        values, _ = normalised_saliency(item.values)
+        values = to_source_grid(values, inferred.geometry)
+        title = f"{SALIENCY_TITLES[item.method]} saliency for the {target}"
+        if item.sanity and item.sanity != "model-sensitive":
+            title += f" (randomisation check: {item.sanity})"
+        rgb = render_overlay(base, values, title=title, vmin=0.0, vmax=1.0, units="relative", cmap="viridis")
+        del values
+        kind = f"saliency-{item.method}"
+        series_uid, sop_uid = output_uids(inferred, kind)
+        yield OutputObject(kind, build_overlay_sc(
+            inferred.decoded.source, rgb, series_instance_uid=series_uid, sop_instance_uid=sop_uid,
+            series_number=SERIES_NUMBERS[kind], series_description=f"{SALIENCY_TITLES[item.method]} saliency"))
 
 
 def measurement_report(inferred: InferredImage, summary: SegmentationSummary) -> OutputObject:

@@ -42,5 +42,14 @@ class InferredImage:
     decoded: DecodedImage
     bundle: ModelBundle
     geometry: Geometry
+    network_input: torch.Tensor
     maps: UncertaintyMaps
     seed: int
+
+
+@dataclass(frozen=True)
+class ExplainedImage:
+    """Saliency maps (``candor.explain.SaliencyMap``) of one inferred image."""
+
+    inferred: InferredImage
+    maps: list

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import yaml
 
 from candor.errors import SettingsError
+from candor.saliency.registry import METHODS
 
 ENV_PREFIX = "CANDOR_"
 
@@ -34,6 +35,22 @@ class Settings:
     """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
     write_seg: bool = True
     write_overlays: bool = True
+    saliency_methods: str = ",".join(METHODS)
+    """Comma-separated saliency methods (names in ``candor.saliency.METHODS``), or ``none``."""
+    saliency_ig_steps: int = 16
+    """Integrated-gradients steps (Gauss–Legendre); 16 keeps the convergence delta small at a sixth of
+    captum's default cost (see docs/saliency.md)."""
+    saliency_smoothgrad_samples: int = 8
+    """Noisy copies per SmoothGrad map (Smilkov et al. 2017 use 50; 8 bounds the cost of SmoothGrad-IG)."""
+    saliency_noise_fraction: float = 0.15
+    """SmoothGrad noise σ as a fraction of the input range (Smilkov et al. recommend 10–20 %)."""
+    saliency_batch_size: int = 8
+    """Internal batch (IG steps / noisy copies per pass): bounds saliency memory."""
+
+    @property
+    def saliency_method_list(self) -> tuple[str, ...]:
+        text = self.saliency_methods.strip().lower()
+        return () if text in ("", "none") else tuple(name.strip() for name in text.split(",") if name.strip())
 
     def __post_init__(self) -> None:
         if not 2 <= self.mc_samples <= 1000:
@@ -44,6 +61,14 @@ class Settings:
             raise SettingsError(f"threshold must lie strictly between 0 and 1, got {self.threshold}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise SettingsError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        unknown = [name for name in self.saliency_method_list if name not in METHODS]
+        if unknown:
+            raise SettingsError(f"unknown saliency method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}"
+                                " or none")
+        if self.saliency_ig_steps < 2 or self.saliency_smoothgrad_samples < 1 or self.saliency_batch_size < 1:
+            raise SettingsError("saliency_ig_steps must be ≥ 2, saliency_smoothgrad_samples and saliency_batch_size ≥ 1")
+        if not 0.0 < self.saliency_noise_fraction <= 1.0:
+            raise SettingsError(f"saliency_noise_fraction must lie in (0, 1], got {self.saliency_noise_fraction}")
 
 
 _TRUE = {"1", "true", "yes", "on"}

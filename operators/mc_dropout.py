@@ -45,5 +45,5 @@ class MCDropoutInferenceOperator(Operator):
             logger.info("%s: %d MC-dropout passes at %s in %.1f s", item.decoded.path.name, maps.samples,
                         "×".join(map(str, item.geometry.padded_shape)), time.perf_counter() - started)
             inferred.append(InferredImage(decoded=item.decoded, bundle=item.bundle, geometry=item.geometry,
-                                          maps=maps, seed=self.settings.seed))
+                                          network_input=item.network_input, maps=maps, seed=self.settings.seed))
         op_output.emit(inferred, self.OUTPUT)

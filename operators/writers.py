@@ -12,7 +12,14 @@ from typing import Iterable
 
 from monai.deploy.core import Fragment, Operator, OperatorSpec
 
-from candor.outputs import OutputObject, measurement_report, segmentation, uncertainty_overlays, write_output
+from candor.outputs import (
+    OutputObject,
+    measurement_report,
+    saliency_overlays,
+    segmentation,
+    uncertainty_overlays,
+    write_output,
+)
 from candor.records import InferredImage
 from candor.report import OutputRecord, RunReport
 from candor.settings import Settings
@@ -40,13 +47,16 @@ class _WriterOperator(Operator):
     def compute(self, op_input, op_output, context) -> None:
         for inferred in op_input.receive(self.INPUT) or []:
             for obj in self.objects(inferred):
-                path = write_output(obj, self.output_folder)
-                self.report.add_output(OutputRecord(
-                    kind=obj.kind, path=str(path), sop_class_uid=str(obj.dataset.SOPClassUID),
-                    sop_instance_uid=str(obj.dataset.SOPInstanceUID),
-                    series_instance_uid=str(obj.dataset.SeriesInstanceUID),
-                    source_sop_instance_uid=str(inferred.decoded.source.SOPInstanceUID)))
-                logger.info("%s: wrote %s %s", inferred.decoded.path.name, obj.kind, path.name)
+                self._write(obj, inferred)
+
+    def _write(self, obj: OutputObject, inferred: InferredImage) -> None:
+        path = write_output(obj, self.output_folder)
+        self.report.add_output(OutputRecord(
+            kind=obj.kind, path=str(path), sop_class_uid=str(obj.dataset.SOPClassUID),
+            sop_instance_uid=str(obj.dataset.SOPInstanceUID),
+            series_instance_uid=str(obj.dataset.SeriesInstanceUID),
+            source_sop_instance_uid=str(inferred.decoded.source.SOPInstanceUID)))
+        logger.info("%s: wrote %s %s", inferred.decoded.path.name, obj.kind, path.name)
 
 
 class SegWriterOperator(_WriterOperator):
@@ -61,6 +71,17 @@ class OverlayWriterOperator(_WriterOperator):
 
     def objects(self, inferred: InferredImage) -> Iterable[OutputObject]:
         yield from uncertainty_overlays(inferred)
+
+
+class SaliencyOverlayWriterOperator(_WriterOperator):
+    """RGB Secondary Capture overlays of each saliency map."""
+
+    INPUT = "explained"
+
+    def compute(self, op_input, op_output, context) -> None:
+        for explained in op_input.receive(self.INPUT) or []:
+            for obj in saliency_overlays(explained):
+                self._write(obj, explained.inferred)
 
 
 class SRWriterOperator(_WriterOperator):

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_app(input_dir: Path, output_dir: Path, models: Path, **env: str) -> subprocess.CompletedProcess:
-    environ = {**os.environ, "CANDOR_MC_SAMPLES": "3", **env}
+    environ = {**os.environ, "CANDOR_MC_SAMPLES": "3", "CANDOR_SALIENCY_METHODS": "gradient,gradcam", **env}
     return subprocess.run([sys.executable, "-m", "app", "-i", str(input_dir), "-o", str(output_dir),
                            "-m", str(models)], cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300)
 
@@ -44,7 +44,7 @@ def test_every_good_series_is_processed_and_every_bad_file_named(mixed_study, mo
     for path in bad.values():
         assert sum(str(path) in line for line in result.stderr.splitlines()) == 1, path
     kinds = sorted(o["kind"] for o in report["outputs"])
-    assert kinds == sorted(["seg", "epistemic", "aleatoric", "sr"] * 2)
+    assert kinds == sorted(["seg", "epistemic", "aleatoric", "sr", "saliency-gradient", "saliency-gradcam"] * 2)
     assert "PID-7731-SECRET" not in json.dumps(report) and "Zyxwv" not in json.dumps(report)
 
 
@@ -54,7 +54,7 @@ def test_outputs_are_valid_dicom_in_the_source_study(mixed_study, models, tmp_pa
     assert run_app(folder, out, models).returncode == 0
     source = hd.imread(good[0])
     files = sorted(out.glob("*.dcm"))
-    assert len(files) == 8
+    assert len(files) == 12
     for path in files:
         assert dciodvfy_errors(path) == [], path.name
         instance = hd.imread(path) if not path.name.startswith(("seg", "sr")) else None
@@ -102,3 +102,11 @@ def test_a_missing_model_folder_exits_2_naming_it(mixed_study, tmp_path):
     result = run_app(folder, tmp_path / "out", tmp_path / "empty-models")
     assert result.returncode == 2, result.stderr[-2000:]
     assert "fundus_vessels does not exist" in result.stderr
+
+
+def test_outputs_can_be_turned_off(mixed_study, models, tmp_path):
+    folder, _, _ = mixed_study
+    out = tmp_path / "out"
+    result = run_app(folder, out, models, CANDOR_WRITE_OVERLAYS="false", CANDOR_SALIENCY_METHODS="none")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert sorted(p.name.split("-")[0] for p in out.glob("*.dcm")) == ["seg", "seg", "sr", "sr"]

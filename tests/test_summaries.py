@@ -41,7 +41,7 @@ def test_summary_counts_foreground_inside_the_field_of_view_only():
     samples = torch.from_numpy(np.stack([1 - foreground, foreground]))[None].repeat(3, 1, 1, 1)
     inferred = InferredImage(
         decoded=DecodedImage(task=FUNDUS_VESSELS, path=Path("x.dcm"), source=Dataset(), image=image),
-        bundle=None, geometry=geometry, maps=decompose(samples), seed=0)
+        bundle=None, geometry=geometry, network_input=torch.zeros(1, 3, size, size), maps=decompose(samples), seed=0)
     summary = summarise_segmentation(inferred, threshold=0.5)
     fov = estimate_field_of_view(image)
     assert summary.foreground_fraction == pytest.approx(fov[:, :32].sum() / fov.sum(), abs=1e-6)

@@ -1,0 +1,99 @@
+"""Saliency maps for one inferred image: which pixels drove the finding.
+
+Runs the configured methods of :mod:`candor.saliency` in eval mode (dropout off; the
+MC-dropout state is restored afterwards) on the network input at working resolution.
+Segmentation target: the foreground logits summed over the MC-mean mask that the SEG
+also reports, so the map explains exactly the finding that was written. A method that
+failed the model-parameter randomisation test (Adebayo et al. 2018) when the model
+was evaluated carries that verdict from the model folder into every map it draws.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from candor.bundle import ModelBundle
+from candor.saliency import (
+    SaliencyConfig,
+    SegmentationTarget,
+    Target,
+    compute_saliency,
+    method_spec,
+    prepare_for_guided_backprop,
+)
+from candor.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SaliencyMap:
+    """One method's map at working resolution (padded like the network input)."""
+
+    method: str
+    values: np.ndarray
+    signed: bool
+    cost_forward_equivalents: float
+    seconds: float
+    sanity: str | None
+    """The model's randomisation-test verdict for this method, when the model card has one."""
+
+
+def saliency_config(settings: Settings, bundle: ModelBundle) -> SaliencyConfig:
+    return SaliencyConfig(
+        ig_steps=settings.saliency_ig_steps,
+        ig_internal_batch_size=settings.saliency_batch_size,
+        smoothgrad_samples=settings.saliency_smoothgrad_samples,
+        smoothgrad_batch_size=settings.saliency_batch_size,
+        noise_fraction=settings.saliency_noise_fraction,
+        noise_range=1.0,  # inputs are scaled to [0, 1]; the same σ for every image
+        gradcam_layer=bundle.metadata.get("gradcam_layer"),
+        seed=settings.seed,
+    )
+
+
+def sanity_verdict(bundle: ModelBundle, method: str) -> str | None:
+    """The randomisation-test verdict stored in the model folder's metadata, if any."""
+    entry = bundle.metadata.get("saliency_sanity", {}).get(method)
+    return entry.get("verdict") if isinstance(entry, dict) else None
+
+
+class Explainer:
+    """Computes saliency maps; keeps one guided-backprop copy of each model (ReLU surgery is costly)."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._guided: dict[int, nn.Module] = {}
+
+    def _model_for(self, bundle: ModelBundle, method: str, example: torch.Tensor) -> nn.Module:
+        if method_spec(method).base != "guided_backprop":
+            return bundle.network
+        key = id(bundle.network)
+        if key not in self._guided:
+            self._guided[key] = prepare_for_guided_backprop(bundle.network, example)
+        return self._guided[key]
+
+    def explain(self, bundle: ModelBundle, network_input: torch.Tensor, target: Target) -> list[SaliencyMap]:
+        config = saliency_config(self.settings, bundle)
+        maps = []
+        for method in self.settings.saliency_method_list:
+            started = time.perf_counter()
+            model = self._model_for(bundle, method, network_input)
+            result = compute_saliency(model, network_input, target, method, config)
+            maps.append(SaliencyMap(
+                method=method, values=result.maps[0], signed=result.signed,
+                cost_forward_equivalents=result.cost_forward_equivalents,
+                seconds=time.perf_counter() - started, sanity=sanity_verdict(bundle, method)))
+        return maps
+
+
+def segmentation_target(mean_probability: np.ndarray, threshold: float, foreground_class: int = 1) -> Target:
+    """The foreground logits summed over the thresholded MC-mean mask (the mask the SEG reports)."""
+    region = torch.from_numpy(mean_probability[foreground_class] >= threshold)
+    return SegmentationTarget(class_index=foreground_class, region=region)
