@@ -1,0 +1,1 @@
+"""Training, evaluation and synthetic data for Candor's models (not needed at inference)."""

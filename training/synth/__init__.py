@@ -1,0 +1,1 @@
+"""Synthetic images with exact labels (fundus vessels: :mod:`training.synth.fundus`)."""
