@@ -34,6 +34,17 @@ from candor.summaries import SegmentationSummary
 SERIES_NUMBERS = {"seg": 901, "epistemic": 902, "aleatoric": 903, "sr": 904,
                   **{f"saliency-{name}": 910 + index for index, name in enumerate(METHODS)}}
 
+#: Short method names for Series Description (LO, 64 characters with the research-use suffix).
+SALIENCY_SHORT = {
+    "gradient": "gradient",
+    "guided_backprop": "guided backprop",
+    "integrated_gradients": "integrated gradients",
+    "smoothgrad_gradient": "SmoothGrad",
+    "smoothgrad_guided_backprop": "SmoothGrad-GBP",
+    "smoothgrad_integrated_gradients": "SmoothGrad-IG",
+    "gradcam": "Grad-CAM",
+}
+
 #: How each saliency method is named on its overlay.
 SALIENCY_TITLES = {
     "gradient": "Vanilla gradient",
@@ -127,6 +138,10 @@ def normalised_saliency(values: np.ndarray, percentile: float = 99.5) -> tuple[n
     return np.clip(magnitude / scale, 0.0, 1.0), scale
 
 
+def saliency_series_description(method: str) -> str:
+    return f"Saliency: {SALIENCY_SHORT[method]}"
+
+
 def saliency_overlays(explained: ExplainedImage) -> Iterator[OutputObject]:
     """One RGB overlay per saliency method, one at a time."""
     inferred = explained.inferred
@@ -144,7 +159,7 @@ def saliency_overlays(explained: ExplainedImage) -> Iterator[OutputObject]:
         series_uid, sop_uid = output_uids(inferred, kind)
         yield OutputObject(kind, build_overlay_sc(
             inferred.decoded.source, rgb, series_instance_uid=series_uid, sop_instance_uid=sop_uid,
-            series_number=SERIES_NUMBERS[kind], series_description=f"{SALIENCY_TITLES[item.method]} saliency"))
+            series_number=SERIES_NUMBERS[kind], series_description=saliency_series_description(item.method)))
 
 
 def measurement_report(inferred: InferredImage, summary: SegmentationSummary) -> OutputObject:

@@ -159,8 +159,8 @@ def write_model_card(model_dir: str | Path, metadata: dict[str, Any], evaluation
         "",
         "## What it is",
         f"A small 2D U-Net (MONAI `BasicUNet`, features {tuple(network.get('features', ()))}, "
-        f"dropout p = {network.get('dropout')} in every conv block (conv → instance norm → `nn.Dropout` → "
-        "LeakyReLU), weights in `models/model.pt`, definition in `configs/network.json`) that labels each pixel of a colour "
+        f"dropout p = {network.get('dropout')} in every conv block (conv → {network.get('norm', 'instance')} norm → "
+        "`nn.Dropout` → LeakyReLU; batch norm is frozen during MC sampling), weights in `models/model.pt`, definition in `configs/network.json`) that labels each pixel of a colour "
         "fundus photograph as background or retinal vessel. Run with dropout on for T passes "
         "(`candor.uncertainty.mc_sample`), it yields the mean vessel probability and total, aleatoric "
         "(expected entropy) and epistemic (mutual information) uncertainty maps, in nats.",
