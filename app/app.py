@@ -73,7 +73,7 @@ class CandorApp(Application):
                                                  report=self.report, name="overlay_writer"))
         for writer in writers:
             self.add_flow(inference, writer, {(MCDropoutInferenceOperator.OUTPUT, writer.INPUT)})
-        if self.settings.saliency_method_list and self.settings.write_overlays:
+        if self.settings.saliency_method_list(on_gpu=device.type == "cuda") and self.settings.write_overlays:
             saliency = SaliencyOperator(self, settings=self.settings, device=device, name="saliency")
             saliency_writer = SaliencyOverlayWriterOperator(self, output_folder=self.output_path,
                                                             settings=self.settings, report=self.report,

@@ -67,8 +67,9 @@ def sanity_verdict(bundle: ModelBundle, method: str) -> str | None:
 class Explainer:
     """Computes saliency maps; keeps one guided-backprop copy of each model (ReLU surgery is costly)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, methods: tuple[str, ...]):
         self.settings = settings
+        self.methods = methods
         self._guided: dict[int, nn.Module] = {}
 
     def _model_for(self, bundle: ModelBundle, method: str, example: torch.Tensor) -> nn.Module:
@@ -82,7 +83,7 @@ class Explainer:
     def explain(self, bundle: ModelBundle, network_input: torch.Tensor, target: Target) -> list[SaliencyMap]:
         config = saliency_config(self.settings, bundle)
         maps = []
-        for method in self.settings.saliency_method_list:
+        for method in self.methods:
             started = time.perf_counter()
             model = self._model_for(bundle, method, network_input)
             result = compute_saliency(model, network_input, target, method, config)

@@ -20,6 +20,10 @@ from candor.saliency.registry import METHODS
 
 ENV_PREFIX = "CANDOR_"
 
+#: Saliency methods that ``auto`` runs on a CPU: the SmoothGrad variants multiply the cost by their
+#: sample count (SmoothGrad-IG alone ≈ 272 forward passes at the defaults), see docs/saliency.md.
+CPU_SALIENCY_METHODS = ("gradient", "guided_backprop", "integrated_gradients", "gradcam")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -35,8 +39,9 @@ class Settings:
     """``auto`` (CUDA when available), ``cpu`` or ``cuda``."""
     write_seg: bool = True
     write_overlays: bool = True
-    saliency_methods: str = ",".join(METHODS)
-    """Comma-separated saliency methods (names in ``candor.saliency.METHODS``), or ``none``."""
+    saliency_methods: str = "auto"
+    """Comma-separated saliency methods (names in ``candor.saliency.METHODS``), ``none``, or ``auto``:
+    all seven on a GPU, the four cheap ones (:data:`CPU_SALIENCY_METHODS`, ≈ 40 forward passes) on a CPU."""
     saliency_ig_steps: int = 16
     """Integrated-gradients steps (Gauss–Legendre); 16 keeps the convergence delta small at a sixth of
     captum's default cost (see docs/saliency.md)."""
@@ -47,9 +52,11 @@ class Settings:
     saliency_batch_size: int = 8
     """Internal batch (IG steps / noisy copies per pass): bounds saliency memory."""
 
-    @property
-    def saliency_method_list(self) -> tuple[str, ...]:
+    def saliency_method_list(self, on_gpu: bool = False) -> tuple[str, ...]:
+        """The methods to run; ``auto`` depends on whether inference runs on a GPU."""
         text = self.saliency_methods.strip().lower()
+        if text == "auto":
+            return tuple(METHODS) if on_gpu else CPU_SALIENCY_METHODS
         return () if text in ("", "none") else tuple(name.strip() for name in text.split(",") if name.strip())
 
     def __post_init__(self) -> None:
@@ -61,7 +68,7 @@ class Settings:
             raise SettingsError(f"threshold must lie strictly between 0 and 1, got {self.threshold}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise SettingsError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        unknown = [name for name in self.saliency_method_list if name not in METHODS]
+        unknown = [name for name in self.saliency_method_list(on_gpu=True) if name not in METHODS]
         if unknown:
             raise SettingsError(f"unknown saliency method(s) {', '.join(unknown)}; choose from {', '.join(METHODS)}"
                                 " or none")

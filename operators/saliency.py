@@ -29,7 +29,7 @@ class SaliencyOperator(Operator):
     def __init__(self, fragment: Fragment, *args, settings: Settings, device: torch.device, **kwargs):
         self.settings = settings
         self.device = device
-        self.explainer = Explainer(settings)
+        self.explainer = Explainer(settings, settings.saliency_method_list(on_gpu=device.type == "cuda"))
         super().__init__(fragment, *args, **kwargs)
 
     def setup(self, spec: OperatorSpec) -> None:

@@ -52,3 +52,17 @@ def test_unknown_yaml_key_is_refused(tmp_path):
     config.write_text("candor:\n  mc_sample: 30\n")
     with pytest.raises(SettingsError, match="unknown setting"):
         load_settings({"CANDOR_CONFIG": str(config)})
+
+
+def test_saliency_methods_auto_depends_on_the_device():
+    from candor.saliency.registry import METHODS
+    from candor.settings import CPU_SALIENCY_METHODS
+
+    settings = load_settings({})
+    assert settings.saliency_method_list(on_gpu=True) == tuple(METHODS)
+    assert settings.saliency_method_list(on_gpu=False) == CPU_SALIENCY_METHODS
+    chosen = load_settings({"CANDOR_SALIENCY_METHODS": "gradcam, gradient"})
+    assert chosen.saliency_method_list(on_gpu=True) == ("gradcam", "gradient")
+    assert load_settings({"CANDOR_SALIENCY_METHODS": "none"}).saliency_method_list() == ()
+    with pytest.raises(SettingsError, match="unknown saliency method"):
+        load_settings({"CANDOR_SALIENCY_METHODS": "lime"})
