@@ -38,15 +38,16 @@ def build_study(folder: Path, size: int, seed: int) -> list[Path]:
 
 def save_previews(output: Path, preview: Path, max_side: int = 1024) -> list[Path]:
     """PNG previews of every Secondary Capture overlay (downsized for viewing)."""
-    import highdicom as hd
+    from pydicom import dcmread
 
     preview.mkdir(parents=True, exist_ok=True)
     written = []
     for path in sorted(output.glob("*.dcm")):
-        if path.name.startswith(("epistemic", "aleatoric")):
-            image = Image.fromarray(np.asarray(hd.imread(path).get_frame(1)))
+        if path.name.startswith(("epistemic", "aleatoric", "saliency")):
+            image = Image.fromarray(dcmread(path).pixel_array)
             image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-            target = preview / (path.stem.split("-")[0] + "-" + path.stem[-8:] + ".png")
+            kind = path.stem.rsplit("-", 1)[0]
+            target = preview / f"{kind}-{path.stem[-8:]}.png"
             image.save(target)
             written.append(target)
     return written

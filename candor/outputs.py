@@ -104,20 +104,22 @@ def _base_rgb(image: np.ndarray) -> np.ndarray:
 def uncertainty_overlays(inferred: InferredImage) -> Iterator[OutputObject]:
     """Epistemic and aleatoric overlays, one at a time (each is a source-sized RGB image).
 
-    Both maps are drawn on the fixed scale [0, ln C] nats, the bound of every entropy
-    term, so that colours mean the same thing on every image and every run.
+    Each map is drawn on a fixed scale, so that a colour means the same on every image and
+    every run: aleatoric on [0, ln C] nats, the bound of every entropy term; epistemic on
+    [0, ¼ ln C], because mutual information of a trained model rarely nears its bound and
+    would be invisible on the full range (values above the scale saturate, as the legend shows).
     """
     maps = inferred.maps
     upper = math.log(maps.mean_probability.shape[0])
     base = _base_rgb(inferred.decoded.image)
-    titles = {
-        "epistemic": "Epistemic uncertainty (mutual information)",
-        "aleatoric": "Aleatoric uncertainty (expected entropy)",
+    scales = {
+        "epistemic": ("Epistemic uncertainty (mutual information)", upper / 4),
+        "aleatoric": ("Aleatoric uncertainty (expected entropy)", upper),
     }
-    for kind, title in titles.items():
+    for kind, (title, vmax) in scales.items():
         values = to_source_grid(getattr(maps, kind), inferred.geometry)
         rgb = render_overlay(base, values, title=f"{title}, T={maps.samples}, seed {inferred.seed}",
-                             vmin=0.0, vmax=upper, units="nats")
+                             vmin=0.0, vmax=vmax, units="nats")
         del values
         series_uid, sop_uid = output_uids(inferred, kind)
         sc = build_overlay_sc(
