@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make demo   builds a synthetic fundus study, runs Candor on it, prints where the outputs are
 #   make test   runs the test suite (unit + integration)
+#   make viewer starts Orthanc + OHIF with the demo studies loaded and prints the URL
 # Both create the local virtual environment .venv on first use.
 
 VENV   ?= .venv
@@ -10,7 +11,7 @@ STAMP   = $(VENV)/.installed
 # Holoscan recommends a 32 MB stack (MONAI Deploy SDK docs); the MAP runner uses 64 MB.
 STACK   = ulimit -s 32768 2>/dev/null || true
 
-.PHONY: install demo test test-unit figure clean
+.PHONY: install demo test test-unit viewer clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,10 @@ test: $(STAMP)
 
 test-unit: $(STAMP)
 	$(STACK); $(PY) -m pytest -m "not integration"
+
+# Orthanc + OHIF on loopback with the demo studies loaded (needs .ci/install-viewer-deps.sh once).
+viewer: $(STAMP)
+	$(STACK); $(PY) -m viewer
 
 clean:
 	rm -rf build .pytest_cache

@@ -14,8 +14,16 @@ four fixes on top of highdicom 0.28 to give an object that dciodvfy accepts,
    (C.7.6.1) when Image Orientation (Patient) is absent, so it is copied;
 3. without a Frame of Reference highdicom writes the source's Pixel Spacing
    in a Pixel Measures Sequence (C.7.6.16.2.1) without Slice Thickness, which
-   its own reader rejects; such SEGs therefore leave Pixel Spacing out
-   (inventing a thickness would be false);
+   its own reader rejects, and writes no Pixel Measures Sequence at all when
+   the source has no Pixel Spacing, which OHIF 3.13 cannot load ("Cannot
+   destructure property 'SpacingBetweenSlices' of 'PixelMeasures'"; an empty
+   item does not help: Orthanc's DICOMweb JSON drops it). So the source is
+   handed to highdicom without Pixel Spacing and the SEG gets its own Pixel
+   Measures item (:func:`pixel_measures`): the source's Pixel Spacing, else
+   its Imager Pixel Spacing (CR/DX: spacing at the detector, which is also
+   what viewers assume for such a source), else a nominal 1\\1; and a nominal
+   Slice Thickness of 1 mm. Both values are placeholders that readers demand
+   of a 2D SEG, not measurements (``segread`` requires both attributes);
 4. OHIF reads the frame orientation from the Plane Orientation Sequence
    (C.7.6.16.2.4), so the image-plane orientation ``1\\0\\0\\0\\1\\0`` is put in
    the Shared Functional Groups Sequence.
@@ -145,8 +153,32 @@ def build_binary_seg(
     return seg
 
 
+#: Nominal Slice Thickness (mm) of a SEG over a 2D source: a placeholder readers demand (fix 3).
+NOMINAL_SLICE_THICKNESS_MM = 1.0
+
+
+def pixel_measures(source: Dataset) -> Dataset:
+    """The Pixel Measures item (C.7.6.16.2.1) of a SEG over ``source``, a 2D image without Frame of Reference.
+
+    Pixel Spacing is the source's Pixel Spacing, else its Imager Pixel
+    Spacing, else a nominal ``1\\1``; Slice Thickness is
+    :data:`NOMINAL_SLICE_THICKNESS_MM` (fix 3 of the module docstring).
+    """
+    item = Dataset()
+    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
+        value = source.get(keyword)
+        if value is not None and len(value) == 2 and all(float(v) > 0 for v in value):
+            item.PixelSpacing = [float(value[0]), float(value[1])]
+            break
+    else:
+        LOGGER.debug("source %s has no pixel spacing; SEG Pixel Measures use a nominal 1\\1", source.SOPInstanceUID)
+        item.PixelSpacing = [1.0, 1.0]
+    item.SliceThickness = NOMINAL_SLICE_THICKNESS_MM
+    return item
+
+
 def _add_2d_fixes(seg: hd.seg.Segmentation, source: Dataset) -> None:
-    """Apply fixes 2 and 4 of the module docstring to a SEG of a source without Frame of Reference."""
+    """Apply fixes 2 to 4 of the module docstring to a SEG of a source without Frame of Reference."""
     if "FrameOfReferenceUID" in seg:
         return
     seg.PatientOrientation = source.get("PatientOrientation", None)
@@ -155,3 +187,5 @@ def _add_2d_fixes(seg: hd.seg.Segmentation, source: Dataset) -> None:
     shared = seg.SharedFunctionalGroupsSequence[0]
     if "PlaneOrientationSequence" not in shared:
         shared.PlaneOrientationSequence = [orientation]
+    if "PixelMeasuresSequence" not in shared:
+        shared.PixelMeasuresSequence = [pixel_measures(source)]
