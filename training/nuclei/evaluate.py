@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
 from candor.bundle import ModelBundle, load_bundle
@@ -49,6 +48,7 @@ from candor.instances import (
 )
 from candor.preprocess import to_network_input
 from candor.uncertainty import decompose, mc_sample
+from training.common import run_cli
 from training.data.bbbc import load_nuclei_dataset, resize_nuclei_sample
 from training.metrics import roc_auc
 from training.nuclei import METRICS, fmt, write_model_card
@@ -309,11 +309,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    evaluate(args)
-    return 0
+    return run_cli(evaluate, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import shlex
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +34,12 @@ import monai
 import numpy as np
 import torch
 from monai.losses import DiceCELoss
-from torch import nn
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from candor.bundle import build_network, save_bundle
 from candor.instances import PostProcessing, encode_instances
+from training.common import TrainingState, cosine_schedule, resume, run_cli, save_checkpoint
 from training.data.bbbc import load_nuclei_dataset, resize_nuclei_sample
 from training.nuclei import write_model_card
 from training.synth.nuclei import TRAIN_STREAM, NucleiSample, generate_nuclei, synthetic_rng
@@ -104,61 +102,8 @@ def sample_batch(images: list[np.ndarray], targets: list[np.ndarray], rng: np.ra
     return torch.from_numpy(out_images), torch.from_numpy(out_targets)
 
 
-def _schedule(steps: int, warmup: int) -> Any:
-    """Linear warm-up, then cosine decay to 5 % of the base learning rate."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor
-
-
-@dataclass
-class _State:
-    network: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    crop_rng: np.random.Generator
-    step: int = 0
-    elapsed: float = 0.0
-
-
-_RESUME_KEYS = ("data", "split", "seed", "crop", "batch", "working_size", "pool", "dropout")
-
-
-def _save_checkpoint(directory: Path, state: _State, args: argparse.Namespace, keep: int = 3) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"step_{state.step:06d}.pt"
-    torch.save({
-        "step": state.step, "elapsed": state.elapsed, "args": {k: getattr(args, k) for k in _RESUME_KEYS},
-        "network": state.network.state_dict(), "optimizer": state.optimizer.state_dict(),
-        "scheduler": state.scheduler.state_dict(), "crop_rng": state.crop_rng.bit_generator.state,
-        "torch_rng": torch.get_rng_state(),
-    }, path)
-    for old in sorted(directory.glob("step_*.pt"))[:-keep]:
-        old.unlink()
-    return path
-
-
-def _resume(path: Path, state: _State, args: argparse.Namespace) -> None:
-    """Restore a checkpoint written by this script (it holds NumPy RNG state: trusted files only)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"--resume: checkpoint {path} does not exist")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    for key in _RESUME_KEYS:
-        if saved["args"].get(key) != getattr(args, key):
-            raise ValueError(f"{path}: was trained with --{key.replace('_', '-')} {saved['args'].get(key)!r}, "
-                             f"not {getattr(args, key)!r}; resume with the same settings")
-    state.network.load_state_dict(saved["network"])
-    state.optimizer.load_state_dict(saved["optimizer"])
-    state.scheduler.load_state_dict(saved["scheduler"])
-    state.crop_rng.bit_generator.state = saved["crop_rng"]
-    torch.set_rng_state(saved["torch_rng"])
-    state.step, state.elapsed = int(saved["step"]), float(saved["elapsed"])
-    logger.info("resumed from %s at step %d", path, state.step)
+#: Settings that shape the training data stream: a resumed run must use the same ones.
+RESUME_KEYS = ("data", "split", "seed", "crop", "batch", "working_size", "pool", "dropout")
 
 
 def _metadata(args: argparse.Namespace, pool: list[NucleiSample], losses: list[float], elapsed: float
@@ -211,10 +156,10 @@ def train(args: argparse.Namespace) -> Path:
     config = network_config(args.dropout)
     network = build_network(config)
     optimizer = torch.optim.Adam(network.parameters(), lr=args.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(args.steps, max(1, args.steps // 20)))
-    state = _State(network, optimizer, scheduler, np.random.default_rng([_CROP_STREAM, args.seed]))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(args.steps, max(1, args.steps // 20)))
+    state = TrainingState(network, optimizer, scheduler, np.random.default_rng([_CROP_STREAM, args.seed]))
     if args.resume:
-        _resume(Path(args.resume), state, args)
+        resume(Path(args.resume), state, args, RESUME_KEYS)
 
     started = time.perf_counter()
     pool = training_pool(args.data, args.working_size, args.pool, args.seed, args.split)
@@ -247,7 +192,7 @@ def train(args: argparse.Namespace) -> Path:
                 logger.info("step %d/%d loss %.4f (mean of last %d)", state.step, args.steps,
                             np.mean(losses[-args.log_every:]), min(len(losses), args.log_every))
             if state.step % args.checkpoint_every == 0 or state.step == args.steps:
-                logger.info("checkpoint %s", _save_checkpoint(checkpoints, state, args))
+                logger.info("checkpoint %s", save_checkpoint(checkpoints, state, args, RESUME_KEYS))
         progress.close()
 
     network.eval()
@@ -290,11 +235,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    train(args)
-    return 0
+    return run_cli(train, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from candor.bundle import ModelBundle, load_bundle
 from candor.preprocess import to_network_input, to_source_grid
 from candor.uncertainty import decompose, mc_sample
+from training.common import run_cli
 from training.metrics import calibration_bins, dice, error_detection_auroc, expected_calibration_error, roc_auc
 from training.synth.fundus import EVAL_STREAM, FundusSample, generate_fundus, synthetic_rng
 
@@ -316,15 +317,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = parse_args(argv)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(args.threads)
-    try:
-        evaluate(args)
-    finally:
-        torch.set_num_threads(threads)
-    return 0
+    return run_cli(evaluate, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,89 @@
+"""What every training CLI shares: the learning-rate schedule, resumable checkpoints, thread limits.
+
+Checkpoints hold the network, optimiser, scheduler and both RNG states, so a resumed run
+continues exactly where it stopped; they are refused when the settings that shape the
+data stream (``resume_keys``) differ from the original run's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+
+def cosine_schedule(steps: int, warmup: int) -> Callable[[int], float]:
+    """Linear warm-up, then cosine decay to 5 % of the base learning rate (a ``LambdaLR`` factor)."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+@dataclass
+class TrainingState:
+    network: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    crop_rng: np.random.Generator
+    step: int = 0
+    elapsed: float = 0.0
+
+
+def save_checkpoint(directory: Path, state: TrainingState, args: argparse.Namespace, resume_keys: Sequence[str],
+                    keep: int = 3) -> Path:
+    """Write ``step_<n>.pt`` into ``directory`` and keep only the newest ``keep`` checkpoints."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"step_{state.step:06d}.pt"
+    torch.save({
+        "step": state.step, "elapsed": state.elapsed, "args": {key: getattr(args, key) for key in resume_keys},
+        "network": state.network.state_dict(), "optimizer": state.optimizer.state_dict(),
+        "scheduler": state.scheduler.state_dict(), "crop_rng": state.crop_rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+    }, path)
+    for old in sorted(directory.glob("step_*.pt"))[:-keep]:
+        old.unlink()
+    return path
+
+
+def resume(path: Path, state: TrainingState, args: argparse.Namespace, resume_keys: Sequence[str]) -> None:
+    """Restore a checkpoint written by :func:`save_checkpoint` (it holds NumPy RNG state: trusted files only)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: checkpoint {path} does not exist")
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    for key in resume_keys:
+        if saved["args"].get(key) != getattr(args, key):
+            raise ValueError(f"{path}: was trained with --{key.replace('_', '-')} {saved['args'].get(key)!r}, "
+                             f"not {getattr(args, key)!r}; resume with the same settings")
+    state.network.load_state_dict(saved["network"])
+    state.optimizer.load_state_dict(saved["optimizer"])
+    state.scheduler.load_state_dict(saved["scheduler"])
+    state.crop_rng.bit_generator.state = saved["crop_rng"]
+    torch.set_rng_state(saved["torch_rng"])
+    state.step, state.elapsed = int(saved["step"]), float(saved["elapsed"])
+    logger.info("resumed from %s at step %d", path, state.step)
+
+
+def run_cli(job: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> int:
+    """Run ``job(args)`` with logging set up and torch limited to ``args.threads`` CPU threads."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        job(args)
+    finally:
+        torch.set_num_threads(threads)
+    return 0
