@@ -277,11 +277,16 @@ def write_model_card(model_dir: str | Path, metadata: dict[str, Any], evaluation
                          f"{_fmt(m['brier'])} | {_fmt(m['accuracy_at_0.5'])} | {_fmt(m['mean_std_positive'])} / "
                          f"{_fmt(m['mean_std_negative'])} | {_fmt(m['mean_epistemic_positive'], 4)} / "
                          f"{_fmt(m['mean_epistemic_negative'], 4)} |")
-        weak = [name for name, m in evaluation["findings"].items() if m["auroc"] is not None and m["auroc"] < 0.7]
+        aurocs = {name: m["auroc"] for name, m in evaluation["findings"].items() if m["auroc"] is not None}
+        failed = [name for name, value in aurocs.items() if value < 0.7]
+        weak = [name for name, value in aurocs.items() if 0.7 <= value < 0.8]
+        if failed:
+            lines += ["", f"**Not learnt (AUROC < 0.7): {', '.join(failed)}.** Probabilities stay near the training "
+                      "prevalence, so a low ECE there only reflects predicting the base rate, and saliency maps "
+                      "of these outputs do not explain a detection."]
         if weak:
-            lines += ["", f"**Not learnt (AUROC < 0.7): {', '.join(weak)}.** Their probabilities stay near the "
-                      "training prevalence, so a low ECE there only reflects predicting the base rate, and their "
-                      "saliency maps do not explain a detection."]
+            lines += ["", f"**Weak (0.7 ≤ AUROC < 0.8): {', '.join(weak)}** — do not present these outputs as "
+                      "findings without this caveat."]
         lines += ["", f"MC sampling: {evaluation['mc_seconds_per_image']:.2f} s per image on the shared CPU.", ""]
         if evaluation.get("pointing_game"):
             lines += [f"Pointing game (SYNTHETIC; hit = saliency maximum inside the true mask; tolerance = mask "
