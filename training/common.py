@@ -54,8 +54,8 @@ def save_checkpoint(directory: Path, state: TrainingState, args: argparse.Namesp
         "scheduler": state.scheduler.state_dict(), "crop_rng": state.crop_rng.bit_generator.state,
         "torch_rng": torch.get_rng_state(),
     }, path)
-    for old in sorted(directory.glob("step_*.pt"))[:-keep]:
-        old.unlink()
+    for old in sorted(directory.glob("step_*.pt"), key=lambda p: p.stat().st_mtime)[:-keep]:
+        old.unlink()  # by age, so an earlier run's higher step numbers never evict this run's checkpoints
     return path
 
 

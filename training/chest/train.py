@@ -23,11 +23,9 @@ import argparse
 import hashlib
 import json
 import logging
-import math
 import shlex
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +39,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from candor.bundle import build_network, load_bundle, save_bundle
 from training.chest.evaluate import write_model_card
+from training.common import TrainingState, cosine_schedule, resume, run_cli, save_checkpoint
 from training.data.chestxray14 import CXR14Record, chestxray14_records, label_prevalence, read_chestxray14
 from training.synth import chest as chest_synth
 from training.synth.chest import FINDINGS, TRAIN_STREAM, generate_chest, synthetic_rng
@@ -151,61 +150,8 @@ def sample_batch(pool: Pool, rng: np.random.Generator, batch: int) -> tuple[torc
     return images.contiguous(), torch.from_numpy(pool.labels[indices])
 
 
-def _schedule(steps: int, warmup: int) -> Any:
-    """Linear warm-up, then cosine decay to 5 % of the base learning rate."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
-        return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
-
-    return factor
-
-
-@dataclass
-class _State:
-    network: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LambdaLR
-    rng: np.random.Generator
-    step: int = 0
-    elapsed: float = 0.0
-
-
-_RESUME_KEYS = ("data", "seed", "batch", "size", "pool", "dropout", "lr", "steps", "init_from")
-
-
-def _save_checkpoint(directory: Path, state: _State, args: argparse.Namespace, keep: int = 3) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"step_{state.step:06d}.pt"
-    torch.save({
-        "step": state.step, "elapsed": state.elapsed, "args": {k: getattr(args, k) for k in _RESUME_KEYS},
-        "network": state.network.state_dict(), "optimizer": state.optimizer.state_dict(),
-        "scheduler": state.scheduler.state_dict(), "rng": state.rng.bit_generator.state,
-        "torch_rng": torch.get_rng_state(),
-    }, path)
-    for old in sorted(directory.glob("step_*.pt"), key=lambda p: p.stat().st_mtime)[:-keep]:
-        old.unlink()  # by age, so an earlier run's higher step numbers never evict this run's checkpoints
-    return path
-
-
-def _resume(path: Path, state: _State, args: argparse.Namespace) -> None:
-    """Restore a checkpoint written by this script (it holds NumPy RNG state: trusted files only)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"--resume: checkpoint {path} does not exist")
-    saved = torch.load(path, map_location="cpu", weights_only=False)
-    for key in _RESUME_KEYS:
-        if saved["args"].get(key) != getattr(args, key):
-            raise ValueError(f"{path}: was trained with --{key} {saved['args'].get(key)!r}, not "
-                             f"{getattr(args, key)!r}; resume with the same settings")
-    state.network.load_state_dict(saved["network"])
-    state.optimizer.load_state_dict(saved["optimizer"])
-    state.scheduler.load_state_dict(saved["scheduler"])
-    state.rng.bit_generator.state = saved["rng"]
-    torch.set_rng_state(saved["torch_rng"])
-    state.step, state.elapsed = int(saved["step"]), float(saved["elapsed"])
-    logger.info("resumed from %s at step %d", path, state.step)
+#: Settings that shape the training data stream: a resumed run must use the same ones.
+RESUME_KEYS = ("data", "seed", "batch", "size", "pool", "dropout", "lr", "steps", "init_from")
 
 
 def _warm_start(model_dir: Path, network: nn.Module, config: dict[str, Any], load: bool) -> dict[str, Any]:
@@ -226,7 +172,7 @@ def _warm_start(model_dir: Path, network: nn.Module, config: dict[str, Any], loa
 
 
 def _metadata(args: argparse.Namespace, pool: Pool, prevalence: np.ndarray, losses: list[float],
-              state: _State, warm: dict[str, Any] | None) -> dict[str, Any]:
+              state: TrainingState, warm: dict[str, Any] | None) -> dict[str, Any]:
     synthetic = args.data == "synthetic"
     return {
         "name": "candor-chest-findings",
@@ -269,11 +215,11 @@ def train(args: argparse.Namespace) -> Path:
     config = network_config(args.dropout)
     network = build_network(config)
     optimizer = torch.optim.Adam(network.parameters(), lr=args.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(args.steps, max(1, args.steps // 20)))
-    state = _State(network, optimizer, scheduler, np.random.default_rng([_AUGMENT_STREAM, args.seed]))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_schedule(args.steps, max(1, args.steps // 20)))
+    state = TrainingState(network, optimizer, scheduler, np.random.default_rng([_AUGMENT_STREAM, args.seed]))
     warm = _warm_start(Path(args.init_from), network, config, load=not args.resume) if args.init_from else None
     if args.resume:
-        _resume(Path(args.resume), state, args)
+        resume(Path(args.resume), state, args, RESUME_KEYS)
 
     started = time.perf_counter()
     cache_dir = None if args.no_cache else Path("build") / "cache"
@@ -289,7 +235,7 @@ def train(args: argparse.Namespace) -> Path:
         progress = tqdm(total=args.steps, initial=state.step, desc="train", unit="step", dynamic_ncols=True)
         while state.step < args.steps:
             tick = time.perf_counter()
-            images, labels = sample_batch(pool, state.rng, args.batch)
+            images, labels = sample_batch(pool, state.crop_rng, args.batch)
             optimizer.zero_grad(set_to_none=True)
             loss = loss_fn(network(images), labels)
             loss.backward()
@@ -304,7 +250,7 @@ def train(args: argparse.Namespace) -> Path:
                 logger.info("step %d/%d loss %.4f (mean of last %d)", state.step, args.steps,
                             np.mean(losses[-args.log_every:]), min(len(losses), args.log_every))
             if state.step % args.checkpoint_every == 0 or state.step == args.steps:
-                logger.info("checkpoint %s", _save_checkpoint(checkpoints, state, args))
+                logger.info("checkpoint %s", save_checkpoint(checkpoints, state, args, RESUME_KEYS))
         progress.close()
 
     network.eval()
@@ -344,9 +290,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    train(parse_args(argv))
-    return 0
+    return run_cli(train, parse_args(argv))
 
 
 if __name__ == "__main__":
