@@ -38,7 +38,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from candor.bundle import build_network, load_bundle, save_bundle
-from training.chest.evaluate import write_model_card
+from training.chest.card import write_model_card
 from training.common import TrainingState, cosine_schedule, resume, run_cli, save_checkpoint
 from training.data.chestxray14 import CXR14Record, chestxray14_records, label_prevalence, read_chestxray14
 from training.synth import chest as chest_synth
