@@ -266,7 +266,7 @@ def test_no_patient_data_in_audit_logs_or_metadata(tmp_path: Path, inproc_gatewa
 def test_status_endpoint(tmp_path: Path, inproc_gateway: Callable[..., Any]) -> None:
     import urllib.request
 
-    from conftest import free_port
+    from gw_harness import free_port
 
     port = free_port()
     gateway = inproc_gateway(status_port=port, quiet_seconds=60)
