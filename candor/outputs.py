@@ -30,8 +30,9 @@ from candor.render import render_overlay
 from candor.saliency.registry import METHODS
 from candor.summaries import SegmentationSummary
 
-#: Output kind → Series Number of the derived series (saliency methods follow from 910).
-SERIES_NUMBERS = {"seg": 901, "epistemic": 902, "aleatoric": 903, "sr": 904,
+#: Output kind → Series Number of the derived series (saliency methods follow from 910; "instances" is the
+#: microscopy confidence overlay, "epistemic-map" the Parametric Map of the epistemic uncertainty).
+SERIES_NUMBERS = {"seg": 901, "epistemic": 902, "aleatoric": 903, "sr": 904, "instances": 905, "epistemic-map": 906,
                   **{f"saliency-{name}": 910 + index for index, name in enumerate(METHODS)}}
 
 #: Short method names for Series Description (LO, 64 characters with the research-use suffix).

@@ -10,6 +10,7 @@ import torch
 from pydicom.dataset import Dataset
 
 from candor.bundle import ModelBundle
+from candor.instances import InstanceAnalysis
 from candor.preprocess import Geometry
 from candor.tasks import Task
 from candor.uncertainty import UncertaintyMaps
@@ -37,7 +38,15 @@ class PreparedImage:
 
 @dataclass(frozen=True)
 class InferredImage:
-    """MC-dropout results at working resolution (padding included; see ``geometry``)."""
+    """MC-dropout results at working resolution (padding included; see ``geometry``).
+
+    ``maps`` depends on the task kind: per pixel, (C, H, W) / (H, W), for segmentation and
+    instances; per finding for classification, where each finding's sigmoid output p is
+    taken as the two-class distribution (1 − p, p), so ``mean_probability`` is (2, F) and
+    the entropy maps are (F,). ``instances`` (instance tasks only) holds the nuclei of the
+    MC-mean prediction on the working grid, the count distribution over the samples and
+    the per-nucleus confidence.
+    """
 
     decoded: DecodedImage
     bundle: ModelBundle
@@ -45,6 +54,7 @@ class InferredImage:
     network_input: torch.Tensor
     maps: UncertaintyMaps
     seed: int
+    instances: InstanceAnalysis | None = None
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,10 @@ class Settings:
     """SmoothGrad noise σ as a fraction of the input range (Smilkov et al. recommend 10–20 %)."""
     saliency_batch_size: int = 8
     """Internal batch (IG steps / noisy copies per pass): bounds saliency memory."""
+    saliency_top_findings: int = 1
+    """Classification: saliency overlays are drawn for this many findings, most probable first."""
+    report_each_nucleus: bool = False
+    """Microscopy: also write one SR measurement group per nucleus (area, detection confidence, epistemic)."""
 
     def saliency_method_list(self, on_gpu: bool = False) -> tuple[str, ...]:
         """The methods to run; ``auto`` depends on whether inference runs on a GPU."""
@@ -74,6 +78,8 @@ class Settings:
                                 " or none")
         if self.saliency_ig_steps < 2 or self.saliency_smoothgrad_samples < 1 or self.saliency_batch_size < 1:
             raise SettingsError("saliency_ig_steps must be ≥ 2, saliency_smoothgrad_samples and saliency_batch_size ≥ 1")
+        if not 0 <= self.saliency_top_findings <= 16:
+            raise SettingsError(f"saliency_top_findings must be between 0 and 16, got {self.saliency_top_findings}")
         if not 0.0 < self.saliency_noise_fraction <= 1.0:
             raise SettingsError(f"saliency_noise_fraction must lie in (0, 1], got {self.saliency_noise_fraction}")
 
