@@ -1,4 +1,4 @@
-"""The operator graph: loader → selector → decoder → preprocessing → MC dropout → writers."""
+"""The operator graph: loader → selector → decoder → preprocessing → MC dropout → saliency → writers."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def resolve_device(setting: str) -> torch.device:
 
 
 class CandorApp(Application):
-    """Candor: segmentation with MC-dropout uncertainty, written back as DICOM into the source study."""
+    """Candor: findings with MC-dropout uncertainty and saliency, written back as DICOM into the source study."""
 
     def __init__(self, *args, settings: Settings, report: RunReport, **kwargs):
         self.settings = settings
@@ -63,6 +63,8 @@ class CandorApp(Application):
         self.add_flow(decoder, preprocess, {(ImageDecoderOperator.OUTPUT, PreprocessOperator.INPUT)})
         self.add_flow(preprocess, inference, {(PreprocessOperator.OUTPUT, MCDropoutInferenceOperator.INPUT)})
 
+        saliency = SaliencyOperator(self, settings=self.settings, device=device, name="saliency")
+        self.add_flow(inference, saliency, {(MCDropoutInferenceOperator.OUTPUT, SaliencyOperator.INPUT)})
         writers = [SRWriterOperator(self, output_folder=self.output_path, settings=self.settings,
                                     report=self.report, name="sr_writer")]
         if self.settings.write_seg:
@@ -71,12 +73,8 @@ class CandorApp(Application):
         if self.settings.write_overlays:
             writers.append(OverlayWriterOperator(self, output_folder=self.output_path, settings=self.settings,
                                                  report=self.report, name="overlay_writer"))
+            writers.append(SaliencyOverlayWriterOperator(self, output_folder=self.output_path,
+                                                         settings=self.settings, report=self.report,
+                                                         name="saliency_writer"))
         for writer in writers:
-            self.add_flow(inference, writer, {(MCDropoutInferenceOperator.OUTPUT, writer.INPUT)})
-        if self.settings.saliency_method_list(on_gpu=device.type == "cuda") and self.settings.write_overlays:
-            saliency = SaliencyOperator(self, settings=self.settings, device=device, name="saliency")
-            saliency_writer = SaliencyOverlayWriterOperator(self, output_folder=self.output_path,
-                                                            settings=self.settings, report=self.report,
-                                                            name="saliency_writer")
-            self.add_flow(inference, saliency, {(MCDropoutInferenceOperator.OUTPUT, SaliencyOperator.INPUT)})
-            self.add_flow(saliency, saliency_writer, {(SaliencyOperator.OUTPUT, saliency_writer.INPUT)})
+            self.add_flow(saliency, writer, {(SaliencyOperator.OUTPUT, writer.INPUT)})

@@ -40,6 +40,15 @@ class Preprocessing:
     """Spatial sizes are padded up to a multiple of this (the U-Net's down-sampling factor)."""
     channels: str = "RGB"
     """``RGB`` or ``MONOCHROME`` (after the presentation LUT: higher is brighter)."""
+    colour_to_grey: str = "luminance"
+    """How a MONOCHROME model reads a colour source: ``luminance`` (ITU-R BT.601 weights) or ``max``
+    (the brightest channel: a fluorescence stain shows in one channel on black, e.g. DAPI in blue)."""
+
+    def __post_init__(self) -> None:
+        if self.channels not in ("RGB", "MONOCHROME"):
+            raise ValueError(f"preprocessing.channels must be RGB or MONOCHROME, got {self.channels!r}")
+        if self.colour_to_grey not in ("luminance", "max"):
+            raise ValueError(f"preprocessing.colour_to_grey must be luminance or max, got {self.colour_to_grey!r}")
 
 
 @dataclass(frozen=True)

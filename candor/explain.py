@@ -2,10 +2,16 @@
 
 Runs the configured methods of :mod:`candor.saliency` in eval mode (dropout off; the
 MC-dropout state is restored afterwards) on the network input at working resolution.
-Segmentation target: the foreground logits summed over the MC-mean mask that the SEG
-also reports, so the map explains exactly the finding that was written. A method that
-failed the model-parameter randomisation test (Adebayo et al. 2018) when the model
-was evaluated carries that verdict from the model folder into every map it draws.
+
+* Segmentation (and instances): the foreground logits summed over the MC-mean mask that
+  the SEG also reports, so the map explains exactly the finding that was written.
+* Classification: each finding's logit. Every finding gets a cheap Grad-CAM map
+  (Selvaraju et al. 2017; the vanilla gradient when the model names no Grad-CAM layer)
+  whose peak region becomes the finding's box in the SR; the configured methods run for
+  the ``saliency_top_findings`` most probable findings, whose maps become overlays.
+
+A method that failed the model-parameter randomisation test (Adebayo et al. 2018) when
+the model was evaluated carries that verdict from the model folder into every map it draws.
 """
 
 from __future__ import annotations
@@ -19,12 +25,16 @@ import torch
 from torch import nn
 
 from candor.bundle import ModelBundle
+from candor.records import ExplainedImage, InferredImage
 from candor.saliency import (
+    ClassTarget,
+    EmptyTargetRegion,
     SaliencyConfig,
     SegmentationTarget,
     Target,
     compute_saliency,
     method_spec,
+    peak_region,
     prepare_for_guided_backprop,
 )
 from candor.settings import Settings
@@ -43,6 +53,8 @@ class SaliencyMap:
     seconds: float
     sanity: str | None
     """The model's randomisation-test verdict for this method, when the model card has one."""
+    finding: str | None = None
+    """Classification: the model label of the explained finding; None for a segmentation target."""
 
 
 def saliency_config(settings: Settings, bundle: ModelBundle) -> SaliencyConfig:
@@ -80,18 +92,47 @@ class Explainer:
             self._guided[key] = prepare_for_guided_backprop(bundle.network, example)
         return self._guided[key]
 
-    def explain(self, bundle: ModelBundle, network_input: torch.Tensor, target: Target) -> list[SaliencyMap]:
+    def explain(self, bundle: ModelBundle, network_input: torch.Tensor, target: Target,
+                methods: tuple[str, ...] | None = None, finding: str | None = None) -> list[SaliencyMap]:
+        """Maps of ``methods`` (default: the configured ones) for ``target``."""
         config = saliency_config(self.settings, bundle)
         maps = []
-        for method in self.methods:
+        for method in self.methods if methods is None else methods:
             started = time.perf_counter()
             model = self._model_for(bundle, method, network_input)
             result = compute_saliency(model, network_input, target, method, config)
             maps.append(SaliencyMap(
                 method=method, values=result.maps[0], signed=result.signed,
                 cost_forward_equivalents=result.cost_forward_equivalents,
-                seconds=time.perf_counter() - started, sanity=sanity_verdict(bundle, method)))
+                seconds=time.perf_counter() - started, sanity=sanity_verdict(bundle, method), finding=finding))
         return maps
+
+    def explain_image(self, inferred: InferredImage, device: torch.device) -> ExplainedImage:
+        """The maps (and, for classification, the finding regions) of one inferred image."""
+        network_input = inferred.network_input.to(device)
+        if inferred.decoded.task.kind == "classification":
+            return self._explain_findings(inferred, network_input)
+        target = segmentation_target(inferred.maps.mean_probability, self.settings.threshold)
+        try:
+            maps = self.explain(inferred.bundle, network_input, target) if self.methods else []
+        except EmptyTargetRegion:
+            logger.info("%s: nothing segmented, so no saliency target", inferred.decoded.path.name)
+            maps = []
+        return ExplainedImage(inferred=inferred, maps=maps)
+
+    def _explain_findings(self, inferred: InferredImage, network_input: torch.Tensor) -> ExplainedImage:
+        bundle = inferred.bundle
+        probability = inferred.maps.mean_probability[1]
+        region_method = "gradcam" if bundle.metadata.get("gradcam_layer") else "gradient"
+        rows, cols = inferred.geometry.resized_shape
+        regions, maps = {}, []
+        for index, label in sorted(bundle.labels.items()):
+            peak = self.explain(bundle, network_input, ClassTarget(index), (region_method,), label)[0]
+            regions[label] = peak_region(peak.values[:rows, :cols])
+        ranked = sorted(bundle.labels, key=lambda index: -float(probability[index]))
+        for index in ranked[: self.settings.saliency_top_findings] if self.methods else []:
+            maps += self.explain(bundle, network_input, ClassTarget(index), finding=bundle.labels[index])
+        return ExplainedImage(inferred=inferred, maps=maps, regions=regions)
 
 
 def segmentation_target(mean_probability: np.ndarray, threshold: float, foreground_class: int = 1) -> Target:

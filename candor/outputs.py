@@ -141,28 +141,69 @@ def normalised_saliency(values: np.ndarray, percentile: float = 99.5) -> tuple[n
     return np.clip(magnitude / scale, 0.0, 1.0), scale
 
 
-def saliency_series_description(method: str) -> str:
-    return f"Saliency: {SALIENCY_SHORT[method]}"
+#: Method abbreviations for a classification finding's saliency series ("SmoothGrad-GBP: pleural effusion").
+SALIENCY_ABBREVIATIONS = {
+    "gradient": "Gradient",
+    "guided_backprop": "GBP",
+    "integrated_gradients": "IG",
+    "smoothgrad_gradient": "SmoothGrad",
+    "smoothgrad_guided_backprop": "SmoothGrad-GBP",
+    "smoothgrad_integrated_gradients": "SmoothGrad-IG",
+    "gradcam": "Grad-CAM",
+}
+
+#: Characters left for a Series Description before the research-use suffix (LO holds 64).
+_DESCRIPTION_ROOM = 64 - len(" (research, not for diagnosis)")
+
+
+def finding_name(label: str) -> str:
+    """A model label as readers see it: ``pleural_effusion`` → ``pleural effusion``."""
+    return label.replace("_", " ")
+
+
+def saliency_series_description(method: str, finding: str | None = None) -> str:
+    """``Saliency: <method>`` for a segmentation, ``<abbreviation>: <finding>`` for a classification."""
+    if finding is None:
+        return f"Saliency: {SALIENCY_SHORT[method]}"
+    return f"{SALIENCY_ABBREVIATIONS[method]}: {finding_name(finding)}"[:_DESCRIPTION_ROOM]
+
+
+def _saliency_kind_and_series(method: str, finding: str | None, rank: int) -> tuple[str, int]:
+    """Output kind (which seeds the UIDs) and Series Number of one saliency overlay.
+
+    A classification's rank-r finding (0 = most probable) takes Series Numbers 910 + 10·r + method index.
+    """
+    base = f"saliency-{method}"
+    if finding is None:
+        return base, SERIES_NUMBERS[base]
+    return f"{base}-{finding}", SERIES_NUMBERS[base] + 10 * rank
 
 
 def saliency_overlays(explained: ExplainedImage) -> Iterator[OutputObject]:
-    """One RGB overlay per saliency method, one at a time."""
+    """One RGB overlay per saliency map (per method, and per explained finding), one at a time."""
     inferred = explained.inferred
     base = _base_rgb(inferred.decoded.image)
-    target = inferred.decoded.task.segment_label.lower()
+    findings = list(dict.fromkeys(item.finding for item in explained.maps if item.finding is not None))
     for item in explained.maps:
         values, _ = normalised_saliency(item.values)
         values = to_source_grid(values, inferred.geometry)
-        title = f"{SALIENCY_TITLES[item.method]} saliency for the {target}"
+        if item.finding is None:
+            title = f"{SALIENCY_TITLES[item.method]} saliency for the {inferred.decoded.task.segment_label.lower()}"
+        else:
+            index = next(i for i, label in inferred.bundle.labels.items() if label == item.finding)
+            probability = float(inferred.maps.mean_probability[1][index])
+            title = f"{SALIENCY_TITLES[item.method]} saliency for {finding_name(item.finding)} (p {probability:.2f})"
         if item.sanity and item.sanity != "model-sensitive":
             title += f" (randomisation check: {item.sanity})"
         rgb = render_overlay(base, values, title=title, vmin=0.0, vmax=1.0, units="relative", cmap="viridis")
         del values
-        kind = f"saliency-{item.method}"
+        rank = findings.index(item.finding) if item.finding is not None else 0
+        kind, series_number = _saliency_kind_and_series(item.method, item.finding, rank)
         series_uid, sop_uid = output_uids(inferred, kind)
         yield OutputObject(kind, build_overlay_sc(
             inferred.decoded.source, rgb, series_instance_uid=series_uid, sop_instance_uid=sop_uid,
-            series_number=SERIES_NUMBERS[kind], series_description=saliency_series_description(item.method)))
+            series_number=series_number,
+            series_description=saliency_series_description(item.method, item.finding)))
 
 
 def measurement_report(inferred: InferredImage, summary: SegmentationSummary) -> OutputObject:

@@ -39,6 +39,21 @@ def _round_up(value: int, multiple: int) -> int:
     return -(-value // multiple) * multiple
 
 
+def to_grey(image: np.ndarray, method: str) -> np.ndarray:
+    """An (H, W, 3) uint8 colour image as (H, W) uint8 grey, by ``luminance`` (BT.601) or channel ``max``."""
+    if method == "max":
+        return image.max(axis=2)
+    weights = np.array([0.299, 0.587, 0.114], np.float32)
+    return np.clip(image.astype(np.float32) @ weights + 0.5, 0, 255).astype(np.uint8)
+
+
+def model_channels(image: np.ndarray, prep: Preprocessing) -> np.ndarray:
+    """The decoded image in the channels the model reads (a colour source for a grey model becomes grey)."""
+    if prep.channels == "MONOCHROME" and image.ndim == 3 and image.shape[2] == 3:
+        return to_grey(image, prep.colour_to_grey)
+    return image
+
+
 def to_network_input(image: np.ndarray, prep: Preprocessing) -> tuple[torch.Tensor, Geometry]:
     """Resize an 8-bit (H, W, 3) RGB or (H, W) grey image and scale it to [0, 1].
 
@@ -48,6 +63,7 @@ def to_network_input(image: np.ndarray, prep: Preprocessing) -> tuple[torch.Tens
     """
     if image.dtype != np.uint8:
         raise ValueError(f"expected an 8-bit image, got {image.dtype}")
+    image = model_channels(image, prep)
     if prep.channels == "RGB" and (image.ndim != 3 or image.shape[2] != 3):
         raise ValueError(f"the model expects RGB input, got an image of shape {image.shape}")
     if prep.channels == "MONOCHROME" and image.ndim != 2:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +59,12 @@ class InferredImage:
 
 @dataclass(frozen=True)
 class ExplainedImage:
-    """Saliency maps (``candor.explain.SaliencyMap``) of one inferred image."""
+    """Saliency maps (``candor.explain.SaliencyMap``) of one inferred image.
+
+    ``regions`` (classification): per model label, the box (row_start, col_start,
+    row_stop, col_stop) on the unpadded working grid around that finding's saliency peak.
+    """
 
     inferred: InferredImage
     maps: list
+    regions: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)

@@ -7,29 +7,29 @@ import logging
 import torch
 from monai.deploy.core import Fragment, Operator, OperatorSpec
 
-from candor.explain import Explainer, segmentation_target
+from candor.explain import Explainer
 from candor.records import ExplainedImage, InferredImage
-from candor.saliency import EmptyTargetRegion
 from candor.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
 class SaliencyOperator(Operator):
-    """``inferred`` → ``explained``: the configured saliency methods on each image's finding.
+    """``inferred`` → ``explained``: the configured saliency methods on each image's finding(s).
 
     Saliency runs in eval mode (dropout off) after MC sampling; the model's per-module
-    modes are restored afterwards. An image with nothing found has no target to explain:
-    it is logged and gets no saliency maps.
+    modes are restored afterwards (:mod:`candor.explain`). Every image is passed on,
+    with no maps when there is nothing to explain or no method is configured (overlays
+    off means no maps are computed), because the writers downstream take explained images.
     """
 
     INPUT = "inferred"
     OUTPUT = "explained"
 
     def __init__(self, fragment: Fragment, *args, settings: Settings, device: torch.device, **kwargs):
-        self.settings = settings
         self.device = device
-        self.explainer = Explainer(settings, settings.saliency_method_list(on_gpu=device.type == "cuda"))
+        methods = settings.saliency_method_list(on_gpu=device.type == "cuda") if settings.write_overlays else ()
+        self.explainer = Explainer(settings, methods)
         super().__init__(fragment, *args, **kwargs)
 
     def setup(self, spec: OperatorSpec) -> None:
@@ -37,17 +37,14 @@ class SaliencyOperator(Operator):
         spec.output(self.OUTPUT)
 
     def compute(self, op_input, op_output, context) -> None:
-        explained = []
+        explained: list[ExplainedImage] = []
         for inferred in op_input.receive(self.INPUT) or []:
             inferred: InferredImage
-            target = segmentation_target(inferred.maps.mean_probability, self.settings.threshold)
-            try:
-                maps = self.explainer.explain(inferred.bundle, inferred.network_input.to(self.device), target)
-            except EmptyTargetRegion:
-                logger.info("%s: nothing segmented, so no saliency target", inferred.decoded.path.name)
-                continue
-            logger.info("%s: %d saliency map(s) in %.1f s (%.0f forward-pass equivalents): %s",
-                        inferred.decoded.path.name, len(maps), sum(m.seconds for m in maps),
-                        sum(m.cost_forward_equivalents for m in maps), ", ".join(m.method for m in maps))
-            explained.append(ExplainedImage(inferred=inferred, maps=maps))
+            item = self.explainer.explain_image(inferred, self.device)
+            if item.maps:
+                logger.info("%s: %d saliency map(s) in %.1f s (%.0f forward-pass equivalents): %s",
+                            inferred.decoded.path.name, len(item.maps), sum(m.seconds for m in item.maps),
+                            sum(m.cost_forward_equivalents for m in item.maps),
+                            ", ".join(sorted({m.method for m in item.maps})))
+            explained.append(item)
         op_output.emit(explained, self.OUTPUT)

@@ -99,3 +99,37 @@ def tiny_bundle(models: Path, working_size: int = 64) -> Path:
                 "labels": {"0": "background", "1": "retinal vessel"},
                 "preprocessing": {"working_size": working_size, "size_multiple": 16, "channels": "RGB"}}
     return save_bundle(models / "fundus_vessels", build_network(config), config, metadata)
+
+
+def tiny_chest_bundle(models: Path, working_size: int = 64) -> Path:
+    """An untrained, tiny chest-findings classifier folder (MONAI DenseNet, four sigmoid findings)."""
+    import torch
+
+    from candor.bundle import build_network, save_bundle
+
+    torch.manual_seed(0)
+    config = {"_target_": "monai.networks.nets.DenseNet", "spatial_dims": 2, "in_channels": 1, "out_channels": 4,
+              "init_features": 4, "growth_rate": 4, "block_config": [1, 2], "bn_size": 2, "dropout_prob": 0.2}
+    metadata = {"name": "tiny-test-chest", "version": "0.0.1", "task": "chest_findings",
+                "labels": {"0": "nodule", "1": "pleural_effusion", "2": "cardiomegaly", "3": "pneumothorax"},
+                "output": "multilabel_sigmoid", "gradcam_layer": "features.denseblock2",
+                "preprocessing": {"working_size": working_size, "size_multiple": 16, "channels": "MONOCHROME"}}
+    return save_bundle(models / "chest_findings", build_network(config), config, metadata)
+
+
+def tiny_nuclei_bundle(models: Path, working_size: int = 64) -> Path:
+    """An untrained, tiny nucleus model folder (BasicUNet, background / interior / boundary)."""
+    import torch
+
+    from candor.bundle import build_network, save_bundle
+
+    torch.manual_seed(0)
+    config = {"_target_": "monai.networks.nets.BasicUNet", "spatial_dims": 2, "in_channels": 1,
+              "out_channels": 3, "features": [4, 4, 8, 8, 16, 4], "dropout": 0.2}
+    metadata = {"name": "tiny-test-nuclei", "version": "0.0.1", "task": "microscopy_nuclei",
+                "labels": {"0": "background", "1": "nucleus", "2": "boundary"},
+                "preprocessing": {"working_size": working_size, "size_multiple": 16, "channels": "MONOCHROME",
+                                  "colour_to_grey": "max"},
+                "postprocessing": {"interior_threshold": 0.4, "foreground_threshold": 0.3, "min_marker_area": 1,
+                                   "min_area": 2, "count_interval_level": 0.9, "count_interval_scale": 2.0}}
+    return save_bundle(models / "microscopy_nuclei", build_network(config), config, metadata)

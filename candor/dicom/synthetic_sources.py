@@ -87,15 +87,20 @@ def synthetic_radiograph(rows: int, columns: int, *, seed: int = 0, maximum: int
 
 
 def synthetic_cells(rows: int, columns: int, *, seed: int = 0, count: int = 12) -> np.ndarray:
-    """A stained-tissue-like RGB image (uint8): pink background with purple round nuclei."""
+    """A fluorescence-like RGB image (uint8): bright blue (DAPI-like) round nuclei on a dark background.
+
+    Fluorescence is the domain of Candor's nucleus model, which reads a colour source by its
+    brightest channel (``preprocessing.colour_to_grey = "max"``).
+    """
     rng = np.random.default_rng(seed)
     image = np.empty((rows, columns, 3), np.float32)
-    image[:] = (235.0, 200.0, 215.0)
+    image[:] = (4.0, 6.0, 14.0)
     yy, xx = np.mgrid[0:rows, 0:columns]
     for _ in range(count):
         cy, cx, radius = rng.uniform(8, rows - 8), rng.uniform(8, columns - 8), rng.uniform(4, 8)
-        image[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = (95.0, 60.0, 150.0)
-    image += rng.normal(0, 5, image.shape)
+        brightness = rng.uniform(0.6, 1.0)
+        image[(yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2] = (30.0 * brightness, 70.0 * brightness, 230.0 * brightness)
+    image += rng.normal(0, 4, image.shape)
     return np.clip(image, 0, 255).astype(np.uint8)
 
 

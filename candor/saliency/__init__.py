@@ -16,7 +16,7 @@ See ``docs/saliency.md``.
 
 from candor.saliency.config import IG_METHODS, SaliencyConfig
 from candor.saliency.cost import cost_forward_equivalents
-from candor.saliency.localisation import mass_inside, pointing_game
+from candor.saliency.localisation import mass_inside, peak_region, pointing_game
 from candor.saliency.methods import SaliencyResult, compute_saliency, find_gradcam_layer, noise_sigmas
 from candor.saliency.modes import saliency_mode
 from candor.saliency.registry import METHODS, MethodSpec, method_spec
@@ -65,6 +65,7 @@ __all__ = [
     "mass_inside",
     "method_spec",
     "noise_sigmas",
+    "peak_region",
     "pointing_game",
     "predicted_region",
     "prepare_for_guided_backprop",

@@ -76,3 +76,24 @@ def test_toy_model_that_looks_at_one_region(method: str) -> None:
     np.testing.assert_array_equal(pointing_game(maps, elsewhere), [0.0, 0.0])
     np.testing.assert_allclose(mass_inside(maps, inside), [1.0, 1.0])
     np.testing.assert_allclose(mass_inside(maps, elsewhere), [0.0, 0.0])
+
+
+def test_peak_region_is_the_box_of_the_component_holding_the_maximum():
+    from candor.saliency import peak_region
+
+    saliency = np.zeros((20, 30))
+    saliency[2:6, 3:9] = 0.6  # a weaker blob: above half the peak, but not connected to it
+    saliency[10:14, 20:25] = 1.0
+    saliency[12, 22] = 2.0
+    assert peak_region(saliency, fraction=0.25) == (10, 20, 14, 25)
+    assert peak_region(saliency, fraction=0.75) == (12, 22, 13, 23)
+    assert peak_region(-saliency, fraction=0.25) == (10, 20, 14, 25)  # signed maps: magnitude
+
+
+def test_peak_region_of_a_constant_map_is_the_whole_image():
+    from candor.saliency import peak_region
+
+    assert peak_region(np.zeros((7, 9))) == (0, 0, 7, 9)
+    assert peak_region(np.ones((7, 9))) == (0, 0, 7, 9)
+    with pytest.raises(ValueError):
+        peak_region(np.ones((2, 3, 4)))
