@@ -4,7 +4,8 @@ Runs the configured methods of :mod:`candor.saliency` in eval mode (dropout off;
 MC-dropout state is restored afterwards) on the network input at working resolution.
 
 * Segmentation (and instances): the foreground logits summed over the MC-mean mask that
-  the SEG also reports, so the map explains exactly the finding that was written.
+  the SEG also reports (for instances, every reported nucleus), so the map explains
+  exactly the finding that was written.
 * Classification: each finding's logit. Every finding gets a cheap Grad-CAM map
   (Selvaraju et al. 2017; the vanilla gradient when the model names no Grad-CAM layer)
   whose peak region becomes the finding's box in the SR; the configured methods run for
@@ -112,7 +113,10 @@ class Explainer:
         network_input = inferred.network_input.to(device)
         if inferred.decoded.task.kind == "classification":
             return self._explain_findings(inferred, network_input)
-        target = segmentation_target(inferred.maps.mean_probability, self.settings.threshold)
+        if inferred.instances is not None:
+            target = instances_target(inferred.instances.labels, inferred.geometry.padded_shape)
+        else:
+            target = segmentation_target(inferred.maps.mean_probability, self.settings.threshold)
         try:
             maps = self.explain(inferred.bundle, network_input, target) if self.methods else []
         except EmptyTargetRegion:
@@ -139,3 +143,10 @@ def segmentation_target(mean_probability: np.ndarray, threshold: float, foregrou
     """The foreground logits summed over the thresholded MC-mean mask (the mask the SEG reports)."""
     region = torch.from_numpy(mean_probability[foreground_class] >= threshold)
     return SegmentationTarget(class_index=foreground_class, region=region)
+
+
+def instances_target(labels: np.ndarray, padded_shape: tuple[int, int], foreground_class: int = 1) -> Target:
+    """The nucleus-interior logits summed over every reported nucleus (the SEG's mask, on the padded grid)."""
+    region = np.zeros(padded_shape, dtype=bool)
+    region[: labels.shape[0], : labels.shape[1]] = labels > 0
+    return SegmentationTarget(class_index=foreground_class, region=torch.from_numpy(region))
