@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine:
-#   make demo   builds a synthetic fundus study, runs Candor on it, prints where the outputs are
+#   make demo   builds synthetic fundus, chest and microscopy studies, runs Candor on them, prints the outputs
 #   make test   runs the test suite (unit + integration)
 #   make viewer starts Orthanc + OHIF with the demo studies loaded and prints the URL
 # Both create the local virtual environment .venv on first use.
