@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from pydicom.dataset import FileDataset
 
 from candor.dicom.synthetic import StudyIdentity
 
@@ -56,11 +57,18 @@ def chest_radiograph(size: int, seed: int) -> np.ndarray:
     return (4095 - large * 16).astype(np.uint16)
 
 
-def chest_source(folder: Path, size: int, seed: int) -> DemoSource:
+def chest_dataset(size: int, seed: int, identity: StudyIdentity = CHEST) -> FileDataset:
+    """The synthetic chest as a DX For Presentation: 12 bits stored, MONOCHROME1, window over the 12-bit range."""
     from candor.dicom.synthetic import build_dx_image
 
-    dataset = build_dx_image(chest_radiograph(size, seed), identity=CHEST, photometric_interpretation="MONOCHROME1")
+    dataset = build_dx_image(chest_radiograph(size, seed), identity=identity, photometric_interpretation="MONOCHROME1")
     dataset.BitsStored, dataset.HighBit = 12, 11
+    dataset.WindowCenter, dataset.WindowWidth = 2048, 4096
+    return dataset
+
+
+def chest_source(folder: Path, size: int, seed: int) -> DemoSource:
+    dataset = chest_dataset(size, seed)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "chest-dx.dcm"
     dataset.save_as(path, enforce_file_format=True)

@@ -5,7 +5,7 @@ Commands:
 ``python -m viewer [serve]``
     install OHIF if needed (npm, cached in ``build/ohif``), build the demo
     studies (a synthetic fundus photograph run through ``python -m app``, and
-    a chest radiograph with an AI SR — see :mod:`viewer.studies`), start a
+    a chest radiograph, both processed by the app — see :mod:`viewer.studies`), start a
     fresh Orthanc in ``build/viewer/orthanc``, load the studies, serve OHIF and
     DICOMweb on one port, print the URL, and run until Ctrl-C (or SIGTERM),
     then stop Orthanc and wait for it to exit.
@@ -70,7 +70,7 @@ def serve(args: argparse.Namespace) -> int:
     workdir = args.workdir.resolve()
     models, stand_in = _models(args.models, workdir)
     studies = [build_fundus_study(workdir / "studies" / "fundus", models, size=args.size),
-               build_chest_study(workdir / "studies" / "chest")]
+               build_chest_study(workdir / "studies" / "chest", models)]
 
     orthanc_dir = workdir / "orthanc"
     shutil.rmtree(orthanc_dir / "db", ignore_errors=True)  # a fresh PACS each time: only these studies
@@ -99,8 +99,7 @@ def serve(args: argparse.Namespace) -> int:
             print(f"  Orthanc  {orthanc.base_url}/app/explorer.html   (log {orthanc.log_path})")
             if stand_in:
                 print("  NOTE: fundus results come from an untrained stand-in model (no models/fundus_vessels).")
-            print("  Chest SR: written directly with the SR builder (the chest task is not in the app yet).",
-                  flush=True)
+            print("  Results are from synthetic images; research use only.", flush=True)
             stop.wait()
     LOGGER.info("viewer stopped")
     return 0

@@ -1,15 +1,14 @@
-"""The studies the viewer shows: a fundus study processed by the app, and a chest radiograph with an AI SR.
+"""The studies the viewer shows: a fundus study and a chest radiograph, both processed by the app.
 
 * **Fundus** (:func:`build_fundus_study`): a synthetic Ophthalmic Photography
   image (:mod:`training.synth.fundus`) run through the real app
   (``python -m app``): SEG, the uncertainty (and saliency) Secondary
   Captures and the TID 1500 SR land in the source study.
-* **Chest** (:func:`build_chest_study`): a synthetic DX (MONOCHROME2) and a
-  TID 1500 SR written *directly* with
-  :func:`candor.dicom.sr.build_measurement_report`: one finding with an image
-  region and its probability. TODO(chest task): the chest application is not
-  yet in ``candor.tasks.TASKS``; once ``python -m app`` processes DX/CR, build
-  this study through the app like the fundus one.
+* **Chest** (:func:`build_chest_study`): the demo's synthetic chest radiograph
+  (cardiomegaly drawn in; 12-bit MONOCHROME1 DX, :mod:`app.demo_studies`) run
+  through the app: the TID 1500 SR (one group per finding, each with its
+  probability ± MC std and the box around its saliency peak) and the saliency
+  Secondary Captures of the top finding.
 
 Both studies use their own synthetic patient, so the study list shows two rows.
 """
@@ -24,12 +23,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from pydicom import dcmread
-from pydicom.sr.codedict import codes
 
-from candor.dicom.synthetic import StudyIdentity, build_dx_image, write_op_study
-from candor.dicom.uids import derived_uid
+from candor.dicom.synthetic import StudyIdentity, write_op_study
 
 LOGGER = logging.getLogger(__name__)
 
@@ -39,11 +35,6 @@ FUNDUS_IDENTITY = StudyIdentity(patient_name="Candor^Fundus", patient_id="CANDOR
                                 accession_number="CANDORVFUNDUS", study_description="Fundus (synthetic, Candor viewer)")
 CHEST_IDENTITY = StudyIdentity(patient_name="Candor^Chest", patient_id="CANDOR-VIEWER-CHEST",
                                accession_number="CANDORVCHEST", study_description="Chest (synthetic, Candor viewer)")
-
-#: The chest finding written into the SR: probability, MC-dropout std, and box (column/row fractions).
-CHEST_PROBABILITY, CHEST_PROBABILITY_STD = 0.83, 0.07
-CHEST_BOX_FRACTIONS = (0.18, 0.22, 0.45, 0.62)
-
 
 @dataclass(frozen=True)
 class DemoStudy:
@@ -124,46 +115,22 @@ def build_fundus_study(folder: Path, models: Path, *, size: int = 512, seed: int
     return DemoStudy("fundus", study_uid, (source, *outputs), source)
 
 
-def synthetic_chest(size: int) -> np.ndarray:
-    """A chest-like 16-bit radiograph (brighter = more attenuation), square ``size``."""
-    from candor.dicom.synthetic_sources import synthetic_radiograph
+def build_chest_study(folder: Path, models: Path, *, size: int = 512, seed: int = 3,
+                      extra_env: dict[str, str] | None = None) -> DemoStudy:
+    """The demo's synthetic chest radiograph (MONOCHROME1 DX) and everything the app writes about it."""
+    from app.demo_studies import chest_dataset
 
-    return synthetic_radiograph(size, size, seed=7, maximum=65535)
-
-
-def build_chest_study(folder: Path, *, size: int = 512) -> DemoStudy:
-    """A synthetic DX and a TID 1500 SR with one boxed finding and its probability (SR writer used directly).
-
-    TODO(chest task): replace the direct SR by the chest application's output
-    (run through ``python -m app``) once ``candor.tasks.TASKS`` handles DX/CR.
-    """
-    from candor.dicom.sr import FindingSpec, MeasurementSpec, box_polyline, build_measurement_report
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.dcm"):
-        old.unlink()
-    source = build_dx_image(synthetic_chest(size), identity=CHEST_IDENTITY, photometric_interpretation="MONOCHROME2")
-    source_path = folder / "dx.dcm"
+    input_dir, output_dir = folder / "input", folder / "output"
+    for directory in (input_dir, output_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+        for old in directory.glob("*.dcm"):
+            old.unlink()
+    source = chest_dataset(size, seed, CHEST_IDENTITY)
+    source_path = input_dir / "dx.dcm"
     source.save_as(source_path, enforce_file_format=True)
-    left, top, right, bottom = (fraction * size for fraction in CHEST_BOX_FRACTIONS)
-    finding = FindingSpec(
-        finding_type=codes.SCT.Pneumothorax,
-        tracking_label="Pneumothorax",
-        region_xy=box_polyline(left, top, right, bottom),
-        finding_site=codes.SCT.Lung,
-        measurements=[
-            MeasurementSpec(codes.DCM.Probability, CHEST_PROBABILITY, codes.UCUM.NoUnits, label="p"),
-            MeasurementSpec(codes.DCM.Probability, CHEST_PROBABILITY_STD, codes.UCUM.NoUnits,
-                            derivation=codes.SCT.StandardDeviation),
-        ],
-    )
-    sr = build_measurement_report(
-        source, [finding], algorithm_name="chest-demo", algorithm_version="0.0.0",
-        series_instance_uid=derived_uid(source.SOPInstanceUID, "viewer-chest-sr", "series"),
-        sop_instance_uid=derived_uid(source.SOPInstanceUID, "viewer-chest-sr"),
-        series_number=904, series_description="Chest findings (AI)",
-    )
-    sr_path = folder / "sr.dcm"
-    sr.save_as(sr_path, enforce_file_format=True)
-    LOGGER.info("chest study %s: DX and SR (written directly; the chest task is pending)", source.StudyInstanceUID)
-    return DemoStudy("chest", str(source.StudyInstanceUID), (source_path, sr_path), source_path)
+    report = run_app(input_dir, output_dir, models, extra_env=extra_env)
+    if report.get("rejected") or not report.get("processed"):
+        raise RuntimeError(f"the app did not process the synthetic chest radiograph: {report.get('rejected')}")
+    outputs = tuple(Path(entry["path"]) for entry in report["outputs"])
+    LOGGER.info("chest study %s: %d output(s) from the app", source.StudyInstanceUID, len(outputs))
+    return DemoStudy("chest", str(source.StudyInstanceUID), (source_path, *outputs), source_path)

@@ -49,7 +49,7 @@ def ohif_dist() -> Path:
 
 @pytest.fixture(scope="session")
 def demo_studies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The fundus study (app output) and the chest study (SR builder), by name."""
+    """The fundus study and the chest study (both app output), by name."""
     from viewer.studies import build_chest_study, build_fundus_study, stand_in_model
 
     root = tmp_path_factory.mktemp("viewer-studies")
@@ -67,7 +67,9 @@ def demo_studies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     artifacts_dir().mkdir(parents=True, exist_ok=True)
     (artifacts_dir() / "model-used.txt").write_text(f"{models / 'fundus_vessels'}\n", encoding="utf-8")
     fundus = build_fundus_study(root / "fundus", models, size=FUNDUS_SIZE, extra_env=FAST_APP_ENV)
-    chest = build_chest_study(root / "chest", size=CHEST_SIZE)
+    if not (models / "chest_findings").is_dir():
+        raise FileNotFoundError(f"{models} holds no chest_findings model (shipped in the repository's models/)")
+    chest = build_chest_study(root / "chest", models, size=CHEST_SIZE, extra_env=FAST_APP_ENV)
     return {"fundus": fundus, "chest": chest}
 
 

@@ -112,6 +112,12 @@ def is_annotation_green(rgb: np.ndarray) -> np.ndarray:
     return (g > 150) & (r < 120) & (b < 120)
 
 
+def is_annotation_colour(rgb: np.ndarray) -> np.ndarray:
+    """Pixels of either colour OHIF draws SR regions in: green, or yellow for the highlighted group."""
+    r, g, b = (rgb[..., channel].astype(np.int16) for channel in range(3))
+    return is_annotation_green(rgb) | ((r > 170) & (g > 170) & (b < 90))
+
+
 def is_banner_red(rgb: np.ndarray) -> np.ndarray:
     """Pixels of the research banner that Candor burns into every overlay (150, 0, 0), with some blur."""
     r, g, b = (rgb[..., channel].astype(np.int16) for channel in range(3))

@@ -1,9 +1,8 @@
 """OHIF (prebuilt, from npm) shows what Candor writes: the browser half of the viewer issue.
 
-The fundus study is the real app's output on a synthetic OP (untrained
-stand-in model); the chest study's SR is written directly with the SR builder
-(TODO(chest task): switch to the app's output when ``candor.tasks.TASKS``
-handles DX/CR). Evidence comes from one headless-Chromium run
+The fundus study is the real app's output on a synthetic OP; the chest study
+is the app's output on a synthetic MONOCHROME1 DX (the shipped chest model).
+Evidence comes from one headless-Chromium run
 (``ohif_evidence``); screenshots stay in ``build/test-artifacts/viewer``.
 """
 
@@ -21,14 +20,12 @@ from screens import (
     changed_pixels,
     displayed_mask,
     fit_placement,
-    is_annotation_green,
+    is_annotation_colour,
     is_banner_red,
     line_coverage,
     load_rgb,
     overlay_agreement,
 )
-
-from viewer.studies import CHEST_BOX_FRACTIONS, CHEST_PROBABILITY
 
 pytestmark = pytest.mark.integration
 
@@ -53,13 +50,13 @@ def _source_shape(study: Any) -> tuple[int, int]:
 
 def _box_coverage(rgb: np.ndarray, polyline: np.ndarray, rows: int, columns: int,
                   offset_px: float = 0.0) -> list[float]:
-    """Share of each edge of a closed image-space polyline drawn in annotation green.
+    """Share of each edge of a closed image-space polyline drawn in an annotation colour (green or yellow).
 
     With ``offset_px`` the edges are first moved that many screen pixels
     outward (for a box): a control that must find (almost) nothing.
     """
     placement = fit_placement(rgb.shape[:2], rows, columns)
-    green = is_annotation_green(rgb)
+    green = is_annotation_colour(rgb)
     points = np.array([placement.to_screen(float(c), float(r)) for c, r in polyline])
     if offset_px:
         centre = points[:-1].mean(axis=0)
@@ -162,14 +159,15 @@ def test_fundus_sr_region_renders(ohif_evidence: dict[str, Any], demo_studies: d
 
 def test_chest_sr_region_and_probability_label_render(ohif_evidence: dict[str, Any],
                                                       demo_studies: dict[str, Any]) -> None:
-    """The chest SR's box is drawn where the finding is, labelled with its probability.
-
-    TODO(chest task): the SR comes from the SR builder directly; switch to the app's output.
-    """
+    """The app's chest SR: the top finding's box is drawn, labelled with its probability."""
     study = demo_studies["chest"]
     capture = _capture(ohif_evidence, "chest", "sr")
-    assert any(f"Probability: {CHEST_PROBABILITY:.2f}" in text for text in capture["svgTexts"]), capture["svgTexts"]
-    rows, columns = _source_shape(study)
-    left, top, right, bottom = (f * columns if i % 2 == 0 else f * rows for i, f in enumerate(CHEST_BOX_FRACTIONS))
-    box = np.array([[left, top], [right, top], [right, bottom], [left, bottom], [left, top]])
-    _assert_region_drawn(load_rgb(capture["file"]), box, rows, columns)
+    groups = hd.sr.srread(_file(study, "SR")).content.get_planar_roi_measurement_groups()
+
+    def probability(group: Any) -> float:
+        return next(m.value for m in group.get_measurements()
+                    if m.name.meaning == "Probability" and m.derivation is not None and m.derivation.meaning == "Mean")
+
+    top = max(groups, key=probability)
+    assert any(f"Probability: {probability(top):.2f}" in text for text in capture["svgTexts"]), capture["svgTexts"]
+    _assert_region_drawn(load_rgb(capture["file"]), top.roi.value, *_source_shape(study))
