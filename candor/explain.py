@@ -39,6 +39,7 @@ from candor.saliency import (
     prepare_for_guided_backprop,
 )
 from candor.settings import Settings
+from candor.tasks import TASKS
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,12 @@ def saliency_config(settings: Settings, bundle: ModelBundle) -> SaliencyConfig:
     )
 
 
+def bundle_kind(bundle: ModelBundle) -> str | None:
+    """The kind of the task the model folder serves (``metadata.json`` ``task``), None if it names no known task."""
+    task = TASKS.get(bundle.task)
+    return task.kind if task is not None else None
+
+
 def sanity_verdict(bundle: ModelBundle, method: str) -> str | None:
     """The randomisation-test verdict stored in the model folder's metadata, if any."""
     entry = bundle.metadata.get("saliency_sanity", {}).get(method)
@@ -78,12 +85,22 @@ def sanity_verdict(bundle: ModelBundle, method: str) -> str | None:
 
 
 class Explainer:
-    """Computes saliency maps; keeps one guided-backprop copy of each model (ReLU surgery is costly)."""
+    """Computes saliency maps; keeps one guided-backprop copy of each model (ReLU surgery is costly).
 
-    def __init__(self, settings: Settings, methods: tuple[str, ...]):
+    ``methods`` None picks them per image from the settings (``auto`` depends on the device
+    and the task kind); a tuple fixes them, ``()`` for none.
+    """
+
+    def __init__(self, settings: Settings, methods: tuple[str, ...] | None = None, on_gpu: bool = False):
         self.settings = settings
         self.methods = methods
+        self.on_gpu = on_gpu
         self._guided: dict[int, nn.Module] = {}
+
+    def methods_for(self, task_kind: str) -> tuple[str, ...]:
+        if self.methods is not None:
+            return self.methods
+        return self.settings.saliency_method_list(on_gpu=self.on_gpu, task_kind=task_kind)
 
     def _model_for(self, bundle: ModelBundle, method: str, example: torch.Tensor) -> nn.Module:
         if method_spec(method).base != "guided_backprop":
@@ -98,7 +115,7 @@ class Explainer:
         """Maps of ``methods`` (default: the configured ones) for ``target``."""
         config = saliency_config(self.settings, bundle)
         maps = []
-        for method in self.methods if methods is None else methods:
+        for method in self.methods_for(bundle_kind(bundle)) if methods is None else methods:
             started = time.perf_counter()
             model = self._model_for(bundle, method, network_input)
             result = compute_saliency(model, network_input, target, method, config)
@@ -111,20 +128,22 @@ class Explainer:
     def explain_image(self, inferred: InferredImage, device: torch.device) -> ExplainedImage:
         """The maps (and, for classification, the finding regions) of one inferred image."""
         network_input = inferred.network_input.to(device)
+        methods = self.methods_for(inferred.decoded.task.kind)
         if inferred.decoded.task.kind == "classification":
-            return self._explain_findings(inferred, network_input)
+            return self._explain_findings(inferred, network_input, methods)
         if inferred.instances is not None:
             target = instances_target(inferred.instances.labels, inferred.geometry.padded_shape)
         else:
             target = segmentation_target(inferred.maps.mean_probability, self.settings.threshold)
         try:
-            maps = self.explain(inferred.bundle, network_input, target) if self.methods else []
+            maps = self.explain(inferred.bundle, network_input, target, methods) if methods else []
         except EmptyTargetRegion:
             logger.info("%s: nothing segmented, so no saliency target", inferred.decoded.path.name)
             maps = []
         return ExplainedImage(inferred=inferred, maps=maps)
 
-    def _explain_findings(self, inferred: InferredImage, network_input: torch.Tensor) -> ExplainedImage:
+    def _explain_findings(self, inferred: InferredImage, network_input: torch.Tensor,
+                          methods: tuple[str, ...]) -> ExplainedImage:
         bundle = inferred.bundle
         probability = inferred.maps.mean_probability[1]
         region_method = "gradcam" if bundle.metadata.get("gradcam_layer") else "gradient"
@@ -134,8 +153,8 @@ class Explainer:
             peak = self.explain(bundle, network_input, ClassTarget(index), (region_method,), label)[0]
             regions[label] = peak_region(peak.values[:rows, :cols])
         ranked = sorted(bundle.labels, key=lambda index: -float(probability[index]))
-        for index in ranked[: self.settings.saliency_top_findings] if self.methods else []:
-            maps += self.explain(bundle, network_input, ClassTarget(index), finding=bundle.labels[index])
+        for index in ranked[: self.settings.saliency_top_findings] if methods else []:
+            maps += self.explain(bundle, network_input, ClassTarget(index), methods, bundle.labels[index])
         return ExplainedImage(inferred=inferred, maps=maps, regions=regions)
 
 

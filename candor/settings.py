@@ -20,8 +20,10 @@ from candor.saliency.registry import METHODS
 
 ENV_PREFIX = "CANDOR_"
 
-#: Saliency methods that ``auto`` runs on a CPU: the SmoothGrad variants multiply the cost by their
-#: sample count (SmoothGrad-IG alone ≈ 272 forward passes at the defaults), see docs/saliency.md.
+#: Saliency methods that ``auto`` runs on a CPU for a segmentation: the SmoothGrad variants multiply the cost by
+#: their sample count (SmoothGrad-IG alone ≈ 272 forward passes at the defaults), see docs/saliency.md. A
+#: classification runs all seven on a CPU too (its network is small and its input 256 px: measured by
+#: ``python -m bench.chest_study``).
 CPU_SALIENCY_METHODS = ("gradient", "guided_backprop", "integrated_gradients", "gradcam")
 
 
@@ -41,7 +43,8 @@ class Settings:
     write_overlays: bool = True
     saliency_methods: str = "auto"
     """Comma-separated saliency methods (names in ``candor.saliency.METHODS``), ``none``, or ``auto``:
-    all seven on a GPU, the four cheap ones (:data:`CPU_SALIENCY_METHODS`, ≈ 40 forward passes) on a CPU."""
+    all seven on a GPU or for a classification; for a segmentation on a CPU the four cheap ones
+    (:data:`CPU_SALIENCY_METHODS`, ≈ 40 forward passes)."""
     saliency_ig_steps: int = 16
     """Integrated-gradients steps (Gauss–Legendre); 16 keeps the convergence delta small at a sixth of
     captum's default cost (see docs/saliency.md)."""
@@ -56,11 +59,11 @@ class Settings:
     report_each_nucleus: bool = False
     """Microscopy: also write one SR measurement group per nucleus (area, detection confidence, epistemic)."""
 
-    def saliency_method_list(self, on_gpu: bool = False) -> tuple[str, ...]:
-        """The methods to run; ``auto`` depends on whether inference runs on a GPU."""
+    def saliency_method_list(self, on_gpu: bool = False, task_kind: str | None = None) -> tuple[str, ...]:
+        """The methods to run; ``auto`` depends on the device and on the task kind (see the field)."""
         text = self.saliency_methods.strip().lower()
         if text == "auto":
-            return tuple(METHODS) if on_gpu else CPU_SALIENCY_METHODS
+            return tuple(METHODS) if on_gpu or task_kind == "classification" else CPU_SALIENCY_METHODS
         return () if text in ("", "none") else tuple(name.strip() for name in text.split(",") if name.strip())
 
     def __post_init__(self) -> None:

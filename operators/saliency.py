@@ -28,8 +28,7 @@ class SaliencyOperator(Operator):
 
     def __init__(self, fragment: Fragment, *args, settings: Settings, device: torch.device, **kwargs):
         self.device = device
-        methods = settings.saliency_method_list(on_gpu=device.type == "cuda") if settings.write_overlays else ()
-        self.explainer = Explainer(settings, methods)
+        self.explainer = Explainer(settings, None if settings.write_overlays else (), on_gpu=device.type == "cuda")
         super().__init__(fragment, *args, **kwargs)
 
     def setup(self, spec: OperatorSpec) -> None:

@@ -61,6 +61,8 @@ def test_saliency_methods_auto_depends_on_the_device():
     settings = load_settings({})
     assert settings.saliency_method_list(on_gpu=True) == tuple(METHODS)
     assert settings.saliency_method_list(on_gpu=False) == CPU_SALIENCY_METHODS
+    assert settings.saliency_method_list(on_gpu=False, task_kind="segmentation") == CPU_SALIENCY_METHODS
+    assert settings.saliency_method_list(on_gpu=False, task_kind="classification") == tuple(METHODS)
     chosen = load_settings({"CANDOR_SALIENCY_METHODS": "gradcam, gradient"})
     assert chosen.saliency_method_list(on_gpu=True) == ("gradcam", "gradient")
     assert load_settings({"CANDOR_SALIENCY_METHODS": "none"}).saliency_method_list() == ()
