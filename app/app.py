@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import torch
 from monai.deploy.conditions import CountCondition
 from monai.deploy.core import Application
 from monai.deploy.operators import DICOMSeriesSelectorOperator
 
 from app.logs import quiet_chatty_libraries
+from candor.inference import resolve_device
 from candor.report import RunReport
 from candor.settings import Settings
 from candor.tasks import selector_rules
@@ -22,13 +22,6 @@ from operators.saliency import SaliencyOperator
 from operators.writers import OverlayWriterOperator, SaliencyOverlayWriterOperator, SegWriterOperator, SRWriterOperator
 
 logger = logging.getLogger(__name__)
-
-
-def resolve_device(setting: str) -> torch.device:
-    """``auto`` picks CUDA when a GPU is visible, else the CPU."""
-    if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 class CandorApp(Application):

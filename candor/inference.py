@@ -28,6 +28,13 @@ from candor.uncertainty import as_two_class, decompose, mc_sample
 logger = logging.getLogger(__name__)
 
 
+def resolve_device(setting: str) -> torch.device:
+    """``auto`` picks CUDA when a GPU is visible, else the CPU."""
+    if setting == "cuda" or (setting == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
 def _softmax(logits: torch.Tensor) -> torch.Tensor:
     return logits.softmax(dim=1)
 
