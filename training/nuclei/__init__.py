@@ -65,7 +65,9 @@ def write_model_card(model_dir: str | Path, metadata: dict[str, Any], evaluation
         "Research and demonstration of counting with uncertainty in Candor. Not validated on real microscopy; "
         "its outputs must not inform care.",
         "", "## Input, preprocessing and post-processing",
-        f"8-bit greyscale image (higher = brighter), any size: resized so the long side is {prep['working_size']} "
+        "8-bit greyscale image (higher = brighter; a colour source is read by its "
+        f"{'brightest channel, where a fluorescence stain shows' if prep.get('colour_to_grey') == 'max' else 'luminance'}"
+        f"), any size: resized so the long side is {prep['working_size']} "
         f"px (Lanczos), scaled to [0, 1], zero-padded to a multiple of {prep['size_multiple']}. Post-processing "
         f"(`configs/metadata.json` → `postprocessing`, {post.get('units')}): interior threshold "
         f"{post['interior_threshold']}, foreground threshold {post['foreground_threshold']}, smallest marker "
