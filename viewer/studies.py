@@ -94,16 +94,22 @@ def run_app(input_dir: Path, output_dir: Path, models: Path, *, extra_env: dict[
     return json.loads((output_dir / "candor-report.json").read_text(encoding="utf-8"))
 
 
-def build_fundus_study(folder: Path, models: Path, *, size: int = 512, seed: int = 2026,
-                       extra_env: dict[str, str] | None = None) -> DemoStudy:
-    """A synthetic right-eye fundus photograph and everything the app writes about it."""
-    from training.synth.fundus import generate_fundus
-
+def fresh_folders(folder: Path) -> tuple[Path, Path]:
+    """``folder``/input and ``folder``/output, created, without DICOM files left from an earlier build."""
     input_dir, output_dir = folder / "input", folder / "output"
     for directory in (input_dir, output_dir):
         directory.mkdir(parents=True, exist_ok=True)
         for old in directory.glob("*.dcm"):
             old.unlink()
+    return input_dir, output_dir
+
+
+def build_fundus_study(folder: Path, models: Path, *, size: int = 512, seed: int = 2026,
+                       extra_env: dict[str, str] | None = None) -> DemoStudy:
+    """A synthetic right-eye fundus photograph and everything the app writes about it."""
+    from training.synth.fundus import generate_fundus
+
+    input_dir, output_dir = fresh_folders(folder)
     sample = generate_fundus(size, rng=seed, laterality="R")
     [source] = write_op_study(input_dir, [sample.image], identity=FUNDUS_IDENTITY, laterality="R")
     report = run_app(input_dir, output_dir, models, extra_env=extra_env)
@@ -120,11 +126,7 @@ def build_chest_study(folder: Path, models: Path, *, size: int = 512, seed: int 
     """The demo's synthetic chest radiograph (MONOCHROME1 DX) and everything the app writes about it."""
     from app.demo_studies import chest_dataset
 
-    input_dir, output_dir = folder / "input", folder / "output"
-    for directory in (input_dir, output_dir):
-        directory.mkdir(parents=True, exist_ok=True)
-        for old in directory.glob("*.dcm"):
-            old.unlink()
+    input_dir, output_dir = fresh_folders(folder)
     source = chest_dataset(size, seed, CHEST_IDENTITY)
     source_path = input_dir / "dx.dcm"
     source.save_as(source_path, enforce_file_format=True)
