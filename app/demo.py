@@ -88,9 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  outputs     : {output_dir} ({len(outputs)} DICOM objects; dciodvfy errors: "
           f"{sum(len(v) for v in invalid.values())})")
     print(f"  previews    : {args.out / 'preview'} ({len(previews)} PNG)")
-    truths = {str(s.path): s.truth for s in sources}
+    truths = {s.path.name: s.truth for s in sources}
     for entry in report["processed"]:
-        print(f"  {Path(entry['path']).name} [{entry['task']}; synthetic truth: {truths.get(entry['path'], '?')}]: "
+        print(f"  {Path(entry['path']).name} [{entry['task']}; synthetic truth: {truths.get(Path(entry['path']).name, '?')}]: "
               f"{summary_line(entry)}")
     return 1 if invalid else 0
 
