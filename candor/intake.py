@@ -6,6 +6,12 @@ headers only (pixels are decoded later, per eligible image), gives each unreadab
 empty or non-image file one log line naming the file and the reason, and builds the
 SDK's ``DICOMStudy``/``DICOMSeries`` objects so that the SDK's series selector can route
 what remains.
+
+Multi-frame images are not judged here (decoding rejects those it cannot read), except
+VL Whole Slide Microscopy levels (PS3.3 A.32.8): a tiled level is accepted when its
+header shows a Total Pixel Matrix of moderate size, one focal plane and one optical
+path (:func:`candor.imaging.tiles.check_whole_slide_header`), so an oversized level
+is rejected before its pixel data is ever read.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from candor.errors import InputRejected
+from candor.imaging.tiles import check_whole_slide_header, is_whole_slide
 from candor.tasks import supported_modalities, task_for_modality
 
 logger = logging.getLogger(__name__)
@@ -90,6 +97,8 @@ def _triage(path: Path, dataset: Dataset) -> None:
     reason = task.rejects(str(dataset.SOPClassUID), str(dataset.get("PhotometricInterpretation", "")))
     if reason:
         raise InputRejected(path, reason)
+    if is_whole_slide(dataset):
+        check_whole_slide_header(dataset, path)
 
 
 def _new_series(dataset: Dataset) -> DICOMSeries:

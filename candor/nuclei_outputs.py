@@ -142,7 +142,8 @@ def count_finding(inferred: InferredImage) -> FindingSpec:
     ``count_interval_scale``); then the mean epistemic uncertainty over the image (nats).
     """
     analysis = instance_analysis(inferred)
-    count, task, source = analysis.count, inferred.decoded.task, inferred.decoded.source
+    count, task = analysis.count, inferred.decoded.task
+    rows, columns = inferred.geometry.source_shape  # the total pixel matrix of a tiled SM, not one tile
     low_code, high_code = candor_codes.interval_bound_codes(count.level)
     point = point_count(analysis)
     mean_epistemic = _whole_image_mean(inferred.maps.epistemic, inferred.geometry)
@@ -159,7 +160,7 @@ def count_finding(inferred: InferredImage) -> FindingSpec:
     return FindingSpec(
         finding_type=task.property_type,
         tracking_label=count_tracking_text(task.segment_label, point, count, mean_epistemic),
-        region_xy=box_polyline(0.0, 0.0, float(source.Columns), float(source.Rows)),
+        region_xy=box_polyline(0.0, 0.0, float(columns), float(rows)),
         measurements=measurements,
     )
 

@@ -1,9 +1,11 @@
 """Conformance of every object Candor writes, on every supported source kind.
 
 One parametrisation, source kind × writer (:data:`CASES`): the SEG, SC and SR
-builders on each synthetic source of :mod:`candor.dicom.synthetic_sources`,
-plus the app end to end (``python -m app``) on the kinds it processes today
-(Ophthalmic Photography, see ``candor.tasks.TASKS``). Four gates per case:
+builders on each synthetic source of :mod:`candor.dicom.synthetic_sources`, the
+Parametric Map builder on the sources with a Frame of Reference (SM, one tile or
+tiled), plus the app end to end (``python -m app``, tiny untrained models of the
+three tasks) on every kind: each task's SEG, SR, uncertainty overlays, Parametric
+Map and saliency overlays. Four gates per case:
 
 1. ``dciodvfy``: no error in any output, and no warning outside
    :data:`KNOWN_WARNINGS` (each a reported, understood deviation);
@@ -35,12 +37,15 @@ import pydicom
 import pytest
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
-from studies import tiny_bundle
+from studies import tiny_bundle, tiny_chest_bundle, tiny_nuclei_bundle
 
+from candor.dicom import codes as candor_codes
+from candor.dicom.pm import ValueMapping, build_parametric_map, stored_to_real_world
 from candor.dicom.sc import build_overlay_sc
 from candor.dicom.seg import build_binary_seg
 from candor.dicom.sr import FindingSpec, MeasurementSpec, box_polyline, build_measurement_report
-from candor.dicom.synthetic_sources import SOURCE_KINDS, write_source
+from candor.dicom.source import image_shape, is_multi_tile
+from candor.dicom.synthetic_sources import SOURCE_KINDS, TILED_SOURCE_KINDS, write_source
 from candor.dicom.uids import derived_uid
 from candor.dicom.validate import run_dcentvfy, run_dciodvfy
 from candor.imaging.decode import decode_image
@@ -48,11 +53,24 @@ from candor.render import render_overlay
 
 ROOT = Path(__file__).resolve().parents[1]
 WRITERS = ("seg", "sc", "sr")
-#: Source kinds ``python -m app`` processes today (the fundus task reads OP); chest and microscopy follow.
-APP_KINDS = ("op_rgb", "op_jpeg_baseline")
-CASES = [pytest.param(kind, writer, id=f"{kind}-{writer}") for kind in SOURCE_KINDS for writer in WRITERS]
+ALL_KINDS = SOURCE_KINDS + TILED_SOURCE_KINDS
+#: Source kinds with a Frame of Reference: the only ones a Parametric Map may be written for.
+PM_KINDS = tuple(kind for kind in ALL_KINDS if kind.startswith("sm"))
+#: Every source kind goes through ``python -m app`` too (fundus, chest and nuclei tasks).
+APP_KINDS = ALL_KINDS
+CASES = [pytest.param(kind, writer, id=f"{kind}-{writer}") for kind in ALL_KINDS for writer in WRITERS]
+CASES += [pytest.param(kind, "pm", id=f"{kind}-pm") for kind in PM_KINDS]
 # the app runs as a subprocess: an integration test by pytest.ini's definition
 CASES += [pytest.param(kind, "app", id=f"{kind}-app", marks=pytest.mark.integration) for kind in APP_KINDS]
+
+#: What the app writes for each source kind's task (saliency overlays come on top, at least one).
+APP_OUTPUTS = {
+    "op": {"seg", "epistemic", "aleatoric", "sr"},
+    "cr": {"sr"},
+    "dx": {"sr"},
+    "vl": {"seg", "sr", "instances", "epistemic"},
+    "sm": {"seg", "sr", "instances", "epistemic", "epistemic-map"},
+}
 
 #: dciodvfy warnings accepted on outputs, each with why. Anything else fails the test.
 KNOWN_WARNINGS = {
@@ -104,13 +122,24 @@ def _write(kind: str, writer: str, source_path: Path, folder: Path) -> Written:
                                    property_type=segmented, anatomic_region=None, algorithm_name="conformance",
                                    algorithm_version="1", series_number=901,
                                    series_description="Conformance SEG", **_uids(source, writer))
+    elif writer == "pm":
+        rows, columns = image_shape(source)
+        expected = np.linspace(0.0, 0.5, rows * columns, dtype=np.float32).reshape(rows, columns)
+        mapping = ValueMapping(quantity=candor_codes.EPISTEMIC_UNCERTAINTY, unit=candor_codes.NATS,
+                               lut_label="EPIUNC", explanation="Epistemic uncertainty (mutual information)",
+                               value_range=(0.0, 1.0))
+        dataset = build_parametric_map(source, expected, mapping=mapping, window=(0.0, 0.5), content_label="EPISTEMIC",
+                                       content_description="Conformance map", algorithm_name="conformance",
+                                       algorithm_version="1", series_number=906,
+                                       series_description="Conformance map", **_uids(source, writer))
     elif writer == "sc":
         ramp = np.broadcast_to(np.linspace(0.0, 1.0, rgb.shape[1], dtype=np.float32), rgb.shape[:2])
         expected = render_overlay(rgb, ramp, title="Conformance overlay", vmin=0.0, vmax=1.0, units="1")
         dataset = build_overlay_sc(source, expected, series_number=902, series_description="Conformance overlay",
                                    **_uids(source, writer))
     else:
-        region = box_polyline(10, 20, 0.6 * int(source.Columns), 0.7 * int(source.Rows))
+        rows, columns = image_shape(source)
+        region = box_polyline(10, 20, 0.6 * columns, 0.7 * rows)
         spec = FindingSpec(finding_type=finding, tracking_label="Conformance finding", region_xy=region,
                            measurements=[MeasurementSpec(codes.DCM.Probability, PROBABILITY, codes.UCUM.NoUnits,
                                                          label="p"),
@@ -128,7 +157,7 @@ def _write(kind: str, writer: str, source_path: Path, folder: Path) -> Written:
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("sources")
-    return {kind: write_source(kind, root / kind) for kind in SOURCE_KINDS}
+    return {kind: write_source(kind, root / kind) for kind in ALL_KINDS}
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +166,12 @@ def app_outputs(sources: dict[str, Path], tmp_path_factory: pytest.TempPathFacto
     root = tmp_path_factory.mktemp("app")
     models, input_dir, output_dir = root / "models", root / "in", root / "out"
     tiny_bundle(models)
+    tiny_chest_bundle(models)
+    tiny_nuclei_bundle(models)
     input_dir.mkdir()
     for kind in APP_KINDS:
         shutil.copy(sources[kind], input_dir / sources[kind].name)
-    environ = {**os.environ, **FAST_APP_ENV}
+    environ = {**os.environ, **FAST_APP_ENV, "CANDOR_SALIENCY_METHODS": "gradient,gradcam"}
     done = subprocess.run([sys.executable, "-m", "app", "-i", str(input_dir), "-o", str(output_dir), "-m", str(models)],
                           cwd=ROOT, env=environ, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-4000:]
@@ -152,7 +183,8 @@ def app_outputs(sources: dict[str, Path], tmp_path_factory: pytest.TempPathFacto
     for output in report["outputs"]:
         written[by_source[output["source_sop_instance_uid"]]].outputs[output["kind"]] = Path(output["path"])
     for kind, entry in written.items():
-        assert {"seg", "epistemic", "aleatoric", "sr"} <= set(entry.outputs), (kind, sorted(entry.outputs))
+        saliency = {name for name in entry.outputs if name.startswith("saliency-")}
+        assert set(entry.outputs) - saliency == APP_OUTPUTS[kind[:2]] and saliency, (kind, sorted(entry.outputs))
     return written
 
 
@@ -180,7 +212,7 @@ def _unexpected(warnings: list[str]) -> list[str]:
     return [w for w in warnings if not any(re.search(pattern, w) for pattern in KNOWN_WARNINGS)]
 
 
-@pytest.mark.parametrize("kind", SOURCE_KINDS)
+@pytest.mark.parametrize("kind", ALL_KINDS)
 def test_synthetic_source_is_valid(kind: str, sources: dict[str, Path]) -> None:
     """The inputs themselves are clean, so an output's problem is the writer's."""
     report = run_dciodvfy(sources[kind])
@@ -191,28 +223,38 @@ def _check_readback(output_kind: str, path: Path, source: pydicom.Dataset, expec
     """Gate 3: highdicom reads the object back, and it holds what was written about ``source``."""
     if output_kind == "seg":
         seg = hd.seg.segread(path)
-        pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=[source.SOPInstanceUID],
-                                                   segment_numbers=[1])
-        mask = pixels[0, :, :, 0].astype(bool)
-        assert mask.shape == (source.Rows, source.Columns)
+        if is_multi_tile(source):
+            mask = seg.get_total_pixel_matrix(segment_numbers=[1])[..., 0].astype(bool)
+        else:
+            pixels = seg.get_pixels_by_source_instance(source_sop_instance_uids=[source.SOPInstanceUID],
+                                                       segment_numbers=[1])
+            mask = pixels[0, :, :, 0].astype(bool)
+        assert mask.shape == image_shape(source)
         if expected is not None:
             np.testing.assert_array_equal(mask, expected)
         shared = seg.SharedFunctionalGroupsSequence[0]
         assert "PixelMeasuresSequence" in shared, "OHIF 3.13 cannot load a SEG without Pixel Measures"
+    elif output_kind in ("pm", "epistemic-map"):
+        pm = pydicom.dcmread(path)
+        assert pm.SOPClassUID == "1.2.840.10008.5.1.4.1.1.30" and pm.FrameOfReferenceUID == source.FrameOfReferenceUID
+        values = stored_to_real_world(pm)
+        assert values.shape == image_shape(source)
+        if expected is not None:
+            np.testing.assert_allclose(values, expected, atol=1e-6)
     elif output_kind == "sr":
         sr = hd.sr.srread(path)
         groups = sr.content.get_planar_roi_measurement_groups()
-        assert len(groups) == 1
+        assert len(groups) == 1 or expected is None
         region = groups[0].roi
         assert region.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
         if expected is not None:
             np.testing.assert_allclose(region.value, expected)
             values = [m.value for m in groups[0].get_measurements(name=codes.DCM.Probability)]
             assert values == pytest.approx([PROBABILITY, PROBABILITY_STD])
-    else:  # "sc" and the app's "epistemic" / "aleatoric" overlays
+    else:  # "sc" and the app's overlays (uncertainty, nucleus confidence, saliency)
         image = hd.imread(path)
         frame = image.get_frame(1)
-        assert frame.shape == (source.Rows, source.Columns, 3)
+        assert frame.shape == image_shape(source) + (3,)
         assert image.SourceImageSequence[0].ReferencedSOPInstanceUID == source.SOPInstanceUID
         if expected is not None:
             np.testing.assert_array_equal(frame, expected)

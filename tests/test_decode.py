@@ -1,15 +1,28 @@
 """Decoding to 8 bits: colour, greyscale with LUTs, and clear rejections."""
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from pydicom import dcmread
 from pydicom.data import get_testdata_file
+from pydicom.encaps import encapsulate
+from pydicom.uid import JPEGBaseline8Bit
 
 from candor.errors import InputRejected
 from candor.imaging.decode import decode_image
+from candor.imaging.tiles import MAX_TOTAL_PIXEL_MATRIX
 from candor.dicom.synthetic import build_dx_image, synthetic_fundus
+from candor.dicom.synthetic_sources import (
+    TILED_SHAPE,
+    build_source,
+    build_tiled_sm_image,
+    identity_for,
+    synthetic_cells,
+    tile_total_pixel_matrix,
+)
 from studies import op_file
 
 
@@ -51,3 +64,86 @@ def test_truncated_file_is_rejected_naming_it(bad_files):
     with pytest.raises(InputRejected) as caught:
         decode_image(bad_files["truncated"])
     assert caught.value.path == str(bad_files["truncated"])
+
+
+# -- tiled VL Whole Slide Microscopy (TILED_FULL) ------------------------------------------------------------
+def _save(dataset, path):
+    dataset.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _tiled(tmp_path, name="sm_tiled.dcm", **changes):
+    """The registry's tiled SM (2 × 3 tiles of 128 px over 200 × 300), with header ``changes``."""
+    dataset = build_source("sm_tiled")
+    for keyword, value in changes.items():
+        setattr(dataset, keyword, value)
+    return _save(dataset, tmp_path / name)
+
+
+def test_tiled_slide_decodes_to_its_total_pixel_matrix(tmp_path):
+    dataset, image = decode_image(_tiled(tmp_path))
+    assert image.dtype == np.uint8 and image.shape == TILED_SHAPE + (3,)
+    np.testing.assert_array_equal(image, synthetic_cells(*TILED_SHAPE, count=30))
+    assert "PixelData" not in dataset and dataset.NumberOfFrames == 6
+
+
+def test_grey_tiled_slide_decodes_to_its_total_pixel_matrix(tmp_path):
+    grey = (np.arange(150 * 260).reshape(150, 260) % 256).astype(np.uint8)  # full 0–255 range: no rescaling
+    path = _save(build_tiled_sm_image(grey, identity=identity_for("sm_grey"), kind="sm_grey", tile_size=64),
+                 tmp_path / "grey.dcm")
+    _, image = decode_image(path)
+    np.testing.assert_array_equal(image, grey)
+
+
+def test_jpeg_tiled_slide_is_decoded_to_rgb(tmp_path):
+    """Scanners store tiles as JPEG Baseline (YBR_FULL_422), one fragment per frame."""
+    rgb = synthetic_cells(*TILED_SHAPE, count=30)
+    dataset = build_source("sm_tiled")
+    fragments = []
+    for tile in tile_total_pixel_matrix(rgb, int(dataset.Rows)):
+        buffer = io.BytesIO()
+        Image.fromarray(tile, "RGB").save(buffer, format="JPEG", quality=95, subsampling=1)
+        fragments.append(buffer.getvalue())
+    dataset.PixelData = encapsulate(fragments)
+    dataset["PixelData"].VR = "OB"
+    dataset.PhotometricInterpretation, dataset.file_meta.TransferSyntaxUID = "YBR_FULL_422", JPEGBaseline8Bit
+    dataset.LossyImageCompression, dataset.LossyImageCompressionMethod = "01", "ISO_10918_1"
+    _, image = decode_image(_save(dataset, tmp_path / "jpeg.dcm"))
+    assert image.shape == rgb.shape
+    assert np.abs(image.astype(int) - rgb.astype(int)).mean() < 4
+
+
+def test_slide_beyond_the_moderate_size_limit_is_rejected_naming_size_and_limit(tmp_path):
+    too_tall = np.zeros((MAX_TOTAL_PIXEL_MATRIX + 8, 64), np.uint8)
+    path = _save(build_tiled_sm_image(too_tall, identity=identity_for("sm_big"), kind="sm_big", tile_size=256),
+                 tmp_path / "big.dcm")
+    with pytest.raises(InputRejected, match=r"Total Pixel Matrix 8200×64 .* exceeds .* limit of 8192×8192") as caught:
+        decode_image(path)
+    assert caught.value.path == str(path)
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"TotalPixelMatrixFocalPlanes": 2}, "2 focal planes"),
+    ({"NumberOfOpticalPaths": 2}, "2 optical paths"),
+    ({"TotalPixelMatrixRows": 300}, r"TILED_FULL image with 6 frames: a 300×300 .* has 9"),
+    ({"DimensionOrganizationType": "TILED_SPARSE"}, r"0 of 6 frames with a Plane Position \(Slide\)"),
+])
+def test_slides_candor_cannot_read_as_one_plane_are_rejected(tmp_path, changes, reason):
+    path = _tiled(tmp_path, **changes)
+    with pytest.raises(InputRejected, match=reason) as caught:
+        decode_image(path)
+    assert caught.value.path == str(path)
+
+
+def test_multi_frame_image_that_is_not_a_slide_stays_rejected(tmp_path):
+    dataset = build_source("op_rgb")
+    dataset.NumberOfFrames = 2
+    dataset.PixelData = dataset.PixelData * 2
+    path = _save(dataset, tmp_path / "op2.dcm")
+    with pytest.raises(InputRejected, match=r"multi-frame image \(2 frames\); Candor reads single-frame images"):
+        decode_image(path)
+
+
+def test_slide_with_empty_tiles_is_rejected_not_divided_by_zero(tmp_path):
+    with pytest.raises(InputRejected, match=r"invalid tiled image size: .* tiles 0×128"):
+        decode_image(_tiled(tmp_path, Rows=0))

@@ -45,3 +45,22 @@ def test_duplicate_instances_are_reported(tmp_path):
     intake = scan_folder(tmp_path)
     assert intake.eligible_instances() == 1
     assert "duplicate SOP instance" in intake.rejected[0].reason
+
+
+def test_tiled_slide_is_accepted_and_an_oversized_one_rejected_from_its_header(tmp_path, caplog):
+    import numpy as np
+
+    from candor.dicom.synthetic_sources import build_tiled_sm_image, identity_for, write_source
+
+    tiled = write_source("sm_tiled", tmp_path)
+    big = tmp_path / "big.dcm"
+    build_tiled_sm_image(np.zeros((64, 9000), np.uint8), identity=identity_for("sm_big"), kind="sm_big",
+                         tile_size=128).save_as(big, enforce_file_format=True)
+    with caplog.at_level(logging.WARNING, logger="candor.intake"):
+        intake = scan_folder(tmp_path)
+    kept = [inst.get_native_sop_instance().filename for study in intake.studies for s in study.get_all_series()
+            for inst in s.get_sop_instances()]
+    assert kept == [str(tiled)]
+    assert [r.path for r in intake.rejected] == [str(big)]
+    assert "Total Pixel Matrix 64×9000" in intake.rejected[0].reason and "8192×8192" in intake.rejected[0].reason
+    assert sum(str(big) in rec.getMessage() for rec in caplog.records) == 1

@@ -16,8 +16,11 @@ Module by module, as highdicom 0.28 writes it and as Candor completes it:
   a VL Whole Slide Microscopy image (SM), not OP/CR/DX/VL Microscopic (see
   ``shared/reference/dicom-outputs-and-pacs.md`` §1); those get an RGB overlay
   (:mod:`candor.dicom.sc`) instead. Pixel Measures, Plane Orientation and Plane
-  Position (Slide) are taken from the one-frame source, so the map's single frame
-  lies exactly on the source tile.
+  Position (Slide) are taken from the source: a one-frame source gives a one-frame
+  map lying exactly on the source tile; for a tiled source (Total Pixel Matrix over
+  several frames, C.8.12.4.1) the map is of the whole Total Pixel Matrix and
+  highdicom cuts it into tiles of the source's tile size (``tile_pixel_array``),
+  ``TILED_SPARSE`` (C.7.6.17.3) with each tile's Plane Position (Slide).
 * Frame VOI LUT (C.7.6.16.2.10): a ``LINEAR_EXACT`` window over the display range
   (float data, a window narrower than 1 is only valid as LINEAR_EXACT).
 * SOP Common (C.12.1): the model is identified in the Contributing Equipment
@@ -41,7 +44,14 @@ from pydicom.sr.coding import Code
 
 from candor.dicom.codes import CANDOR_SCHEME, coding_scheme_identification
 from candor.dicom.equipment import CANDOR_EQUIPMENT, Equipment, research_series_description
-from candor.dicom.source import copy_patient_study, require_single_frame, stripped_source
+from candor.dicom.source import (
+    copy_patient_study,
+    frame_count,
+    image_shape,
+    is_multi_tile,
+    require_referenceable_image,
+    stripped_source,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -104,16 +114,17 @@ def build_parametric_map(
     instance_number: int = 1,
     equipment: Equipment = CANDOR_EQUIPMENT,
 ) -> hd.pm.ParametricMap:
-    """Build a float32 Parametric Map of ``values`` over the one-frame ``source``.
+    """Build a float32 Parametric Map of ``values`` over ``source``, one frame or tiled.
 
     Parameters
     ----------
     source
-        The single-frame image the map was computed from; must have a Frame of
-        Reference (e.g. a one-tile VL Whole Slide Microscopy image).
+        The image the map was computed from; must have a Frame of Reference (e.g.
+        a VL Whole Slide Microscopy image, one tile or tiled).
     values
-        (Rows, Columns) float32 map on the source's pixel grid, finite, within
-        ``mapping.value_range``.
+        float32 map on the source's pixel grid, of shape
+        :func:`candor.dicom.source.image_shape` (the Total Pixel Matrix of a tiled
+        source), finite, within ``mapping.value_range``.
     mapping
         Quantity, unit, label and range of the stored values.
     window
@@ -134,11 +145,11 @@ def build_parametric_map(
     TypeError
         If ``values`` is not a float32 numpy array.
     ValueError
-        If the source has no Frame of Reference or several frames, ``values`` does not
-        match it, holds non-finite values or values outside the mapping's range, or a
+        If the source has no Frame of Reference or several frames that are not the
+        tiles of one Total Pixel Matrix, ``values`` does not match it, holds non-finite values or values outside the mapping's range, or a
         label or window is malformed.
     """
-    require_single_frame(source)
+    require_referenceable_image(source)
     if "FrameOfReferenceUID" not in source:
         raise ValueError(
             f"source {source.SOPInstanceUID} has no Frame of Reference; a Parametric Map (PS3.3 A.75) "
@@ -189,6 +200,7 @@ def build_parametric_map(
         content_label=content_label,
         content_description=content_description,
         contributing_equipment=[algorithm],
+        tile_pixel_array=is_multi_tile(source),
     )
     pm.SeriesDescription = description
     copy_patient_study(source, pm)
@@ -201,9 +213,9 @@ def build_parametric_map(
 def _check_values(source: Dataset, values: np.ndarray, mapping: ValueMapping) -> None:
     if not isinstance(values, np.ndarray) or values.dtype != np.float32:
         raise TypeError(f"values must be a float32 numpy array, got {getattr(values, 'dtype', type(values))}")
-    expected = (int(source.Rows), int(source.Columns))
+    expected = image_shape(source)
     if values.shape != expected:
-        raise ValueError(f"values shape {values.shape} does not match the source image (Rows, Columns) {expected}")
+        raise ValueError(f"values shape {values.shape} does not match the source image (rows, columns) {expected}")
     if not np.all(np.isfinite(values)):
         raise ValueError("values contain non-finite entries")
     low, high = mapping.value_range
@@ -214,7 +226,10 @@ def _check_values(source: Dataset, values: np.ndarray, mapping: ValueMapping) ->
 
 
 def stored_to_real_world(pm: Dataset) -> np.ndarray:
-    """Real-world values of a one-frame float Parametric Map, through its first Real World Value Mapping.
+    """Real-world values of a float Parametric Map, through its first Real World Value Mapping.
+
+    A one-frame map gives its frame; a tiled map (several frames over a Total Pixel
+    Matrix) gives the whole Total Pixel Matrix, assembled by highdicom.
 
     Raises
     ------
@@ -226,5 +241,9 @@ def stored_to_real_world(pm: Dataset) -> np.ndarray:
     item = groups.RealWorldValueMappingSequence[0]
     if "RealWorldValueSlope" not in item or "RealWorldValueIntercept" not in item:
         raise ValueError("the Real World Value Mapping has no slope/intercept (a LUT mapping is not supported)")
-    stored = np.asarray(pm.pixel_array, dtype=np.float64)
+    if frame_count(pm) > 1:
+        tiled = pm if isinstance(pm, hd.pm.ParametricMap) else hd.pm.ParametricMap.from_dataset(pm)
+        stored = tiled.get_total_pixel_matrix(dtype=np.float64, apply_real_world_transform=False)
+    else:
+        stored = np.asarray(pm.pixel_array, dtype=np.float64)
     return stored * float(item.RealWorldValueSlope) + float(item.RealWorldValueIntercept)

@@ -17,6 +17,9 @@ Module by module:
   purpose "Source image for image processing operation" (DCM 121322, CID 7202).
 * SC Equipment (C.8.6.1): Conversion Type ``WSD`` (workstation), not
   highdicom's ``DI`` (digitised film).
+
+The overlay of a tiled slide image (VL Whole Slide Microscopy, A.32.8) is one
+single-frame image of its whole Total Pixel Matrix (C.8.12.4.1), not tiles.
 """
 
 from __future__ import annotations
@@ -31,7 +34,13 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import ExplicitVRLittleEndian
 
 from candor.dicom.equipment import CANDOR_EQUIPMENT, Equipment, research_series_description
-from candor.dicom.source import copy_patient_study, require_single_frame, source_laterality, stripped_source
+from candor.dicom.source import (
+    copy_patient_study,
+    image_shape,
+    require_referenceable_image,
+    source_laterality,
+    stripped_source,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -73,10 +82,12 @@ def build_overlay_sc(
     Parameters
     ----------
     source
-        The single-frame image the overlay was rendered from.
+        The image the overlay was rendered from: single-frame, or tiled (its
+        Total Pixel Matrix is the image).
     rgb
         (rows, columns, 3) uint8 rendered overlay. When its size equals the
-        source's, the source Pixel Spacing is copied.
+        source's (:func:`candor.dicom.source.image_shape`), the source's top-level
+        Pixel Spacing, if any, is copied.
     series_instance_uid, sop_instance_uid, series_number, instance_number
         Identity of the new instance.
     series_description
@@ -92,9 +103,10 @@ def build_overlay_sc(
     TypeError
         If ``rgb`` is not a uint8 array.
     ValueError
-        If ``rgb`` is not (rows, columns, 3) or the source is multi-frame.
+        If ``rgb`` is not (rows, columns, 3), or the source is multi-frame and not
+        a tiled image of one focal plane and optical path.
     """
-    require_single_frame(source)
+    require_referenceable_image(source)
     if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8:
         raise TypeError(f"rgb must be a uint8 numpy array, got {getattr(rgb, 'dtype', type(rgb))}")
     if rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -108,7 +120,7 @@ def build_overlay_sc(
                 "source %s has no Patient Orientation; SC %s uses the frontal display orientation %s",
                 source.SOPInstanceUID, sop_instance_uid, "\\".join(patient_orientation),
             )
-    same_grid = rgb.shape[:2] == (int(source.Rows), int(source.Columns))
+    same_grid = rgb.shape[:2] == image_shape(source)
     spacing = source.get("PixelSpacing") if same_grid else None
 
     reference = stripped_source(source)

@@ -1,4 +1,4 @@
-"""Binary Segmentation (SEG) of a single-frame 2D source image.
+"""Binary Segmentation (SEG) of a single-frame 2D source image or of a tiled slide image.
 
 Builds a *Segmentation* IOD (PS3.3 A.51, SOP Class 1.2.840.10008.5.1.4.1.1.66.4)
 of type BINARY with one segment (Segment Description, PS3.3 C.8.20.2) whose
@@ -28,6 +28,16 @@ four fixes on top of highdicom 0.28 to give an object that dciodvfy accepts,
    (C.7.6.16.2.4), so the image-plane orientation ``1\\0\\0\\0\\1\\0`` is put in
    the Shared Functional Groups Sequence.
 
+A tiled source (VL Whole Slide Microscopy, PS3.3 A.32.8, whose Total Pixel
+Matrix spans several frames) takes a mask of the Total Pixel Matrix size
+(:func:`candor.dicom.source.image_shape`), which highdicom cuts into tiles of the
+source's tile size (``tile_pixel_array``), placing each by its Plane Position
+(Slide) (C.8.12.6.1) derived from the source's Total Pixel Matrix Origin and
+Image Orientation (Slide); the SEG is ``TILED_SPARSE`` (C.7.6.17.3) with one
+per-frame item per tile. (highdicom's ``TILED_FULL`` SEG puts the Segment
+Identification Sequence in the shared functional groups, which dciodvfy warns
+about.) Empty tiles are kept, like empty single frames.
+
 General Series Laterality is *not* copied: dciodvfy rejects it in a SEG
 ("present when condition unsatisfied"); the segment's Anatomic Region and the
 referenced source image identify the eye.
@@ -45,7 +55,13 @@ from pydicom.sr.coding import Code
 
 from candor.dicom.compat import single_frame_sources_ok
 from candor.dicom.equipment import CANDOR_EQUIPMENT, Equipment, research_series_description
-from candor.dicom.source import copy_patient_study, require_single_frame, stripped_source
+from candor.dicom.source import (
+    copy_patient_study,
+    image_shape,
+    is_multi_tile,
+    require_referenceable_image,
+    stripped_source,
+)
 
 LOGGER = logging.getLogger(__name__)
 
@@ -70,15 +86,18 @@ def build_binary_seg(
     instance_number: int = 1,
     equipment: Equipment = CANDOR_EQUIPMENT,
 ) -> hd.seg.Segmentation:
-    """Build a BINARY Segmentation of ``mask`` over the single-frame image ``source``.
+    """Build a BINARY Segmentation of ``mask`` over ``source``, a single-frame or a tiled image.
 
     Parameters
     ----------
     source
-        The segmented image (OP, CR, DX, SC, …; RGB or greyscale), one frame.
+        The segmented image (OP, CR, DX, SC, SM, …; RGB or greyscale): one frame,
+        or the tiles of one Total Pixel Matrix (one focal plane, one optical path).
     mask
-        (Rows, Columns) boolean array aligned with the source pixels. An empty
-        mask is kept as one empty frame, so "nothing found" is still reported.
+        Boolean array aligned with the source pixels, of shape
+        :func:`candor.dicom.source.image_shape` (Rows × Columns, or Total Pixel
+        Matrix Rows × Columns for a tiled source). An empty mask is kept as empty
+        frames, so "nothing found" is still reported.
     segment_label
         Segment Label (0062,0005), e.g. ``"Retinal vessels"``.
     property_category, property_type
@@ -103,14 +122,15 @@ def build_binary_seg(
     TypeError
         If ``mask`` is not a boolean numpy array.
     ValueError
-        If ``mask`` does not match the source size or the source is multi-frame.
+        If ``mask`` does not match the source size, or the source is multi-frame
+        and not a tiled image of one focal plane and optical path.
     """
-    require_single_frame(source)
+    require_referenceable_image(source)
     if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_:
         raise TypeError(f"mask must be a boolean numpy array, got {getattr(mask, 'dtype', type(mask))}")
-    expected = (int(source.Rows), int(source.Columns))
+    expected = image_shape(source)
     if mask.shape != expected:
-        raise ValueError(f"mask shape {mask.shape} does not match the source image (Rows, Columns) {expected}")
+        raise ValueError(f"mask shape {mask.shape} does not match the source image (rows, columns) {expected}")
     description = research_series_description(series_description)
 
     algorithm = hd.AlgorithmIdentificationSequence(
@@ -145,6 +165,7 @@ def build_binary_seg(
             device_serial_number=equipment.device_serial_number,
             content_description=_CONTENT_DESCRIPTION,
             omit_empty_frames=False,
+            tile_pixel_array=is_multi_tile(source),
         )
     seg.SeriesDescription = description
     copy_patient_study(source, seg)

@@ -3,6 +3,12 @@
 Builders hand highdicom a shallow copy of the source without its Pixel Data
 (PS3.3 C.7.6.3): the derived objects only reference the source, and a deep copy
 of a 4000×4000 RGB photograph would cost 48 MB for nothing.
+
+A source is either a single-frame image or a *tiled* image: a VL Whole Slide
+Microscopy level (PS3.3 A.32.8) whose frames are tiles of one Total Pixel Matrix
+(C.8.12.4.1), one focal plane and one optical path. Derived objects cover the
+whole image, whose size is :func:`image_shape` — Total Pixel Matrix Rows ×
+Columns for a tiled image, Rows × Columns otherwise.
 """
 
 from __future__ import annotations
@@ -36,23 +42,99 @@ def frame_count(source: Dataset) -> int:
     return int(value) if value not in (None, "") else 1
 
 
-def require_single_frame(source: Dataset) -> None:
-    """Raise unless ``source`` is a single-frame image with Rows and Columns.
+def has_total_pixel_matrix(source: Dataset) -> bool:
+    """Whether ``source`` describes a Total Pixel Matrix (C.8.12.4.1): Total Pixel Matrix Rows and Columns."""
+    return "TotalPixelMatrixRows" in source and "TotalPixelMatrixColumns" in source
+
+
+def image_shape(source: Dataset) -> tuple[int, int]:
+    """(rows, columns) of the whole image: the Total Pixel Matrix of a tiled image, else Rows × Columns.
+
+    Masks, maps and regions of derived objects are sized and bounded by this
+    shape. For a one-tile slide both are equal.
+    """
+    if has_total_pixel_matrix(source):
+        return int(source.TotalPixelMatrixRows), int(source.TotalPixelMatrixColumns)
+    return int(source.Rows), int(source.Columns)
+
+
+def is_multi_tile(source: Dataset) -> bool:
+    """Whether the Total Pixel Matrix of ``source`` spans more than one frame (derived objects must be tiled)."""
+    return has_total_pixel_matrix(source) and image_shape(source) != (int(source.Rows), int(source.Columns))
+
+
+def tiled_layout_problem(source: Dataset) -> str | None:
+    """Why Candor cannot read ``source`` as one 2D Total Pixel Matrix, or None (header only).
+
+    Checks, for an image with a Total Pixel Matrix (C.8.12.4.1):
+
+    * one focal plane (Total Pixel Matrix Focal Planes, and distinct Z offsets of the
+      per-frame Plane Position (Slide), C.8.12.6.1) and one optical path (Number of
+      Optical Paths, the Optical Path Sequence, C.8.12.5, and the per-frame Optical
+      Path Identification, C.8.12.6.2);
+    * that every frame has a place: with Dimension Organization Type ``TILED_FULL``
+      (C.7.6.17.3) the frames are all tiles in row-major order, so Number of Frames
+      must be ⌈TPM rows / Rows⌉ × ⌈TPM columns / Columns⌉; otherwise (``TILED_SPARSE``
+      or absent) each frame needs its own Plane Position (Slide).
+    """
+    if not has_total_pixel_matrix(source):
+        return "no Total Pixel Matrix Rows/Columns (PS3.3 C.8.12.4.1)"
+    focal_planes = int(source.get("TotalPixelMatrixFocalPlanes", 1) or 1)
+    if focal_planes != 1:
+        return f"{focal_planes} focal planes (Total Pixel Matrix Focal Planes); Candor reads one focal plane"
+    paths = max(int(source.get("NumberOfOpticalPaths", 1) or 1), len(source.get("OpticalPathSequence", [])))
+    if paths != 1:
+        return f"{paths} optical paths; Candor reads one optical path"
+    frames = frame_count(source)
+    rows, columns = image_shape(source)
+    tile_rows, tile_columns = int(source.Rows), int(source.Columns)
+    organisation = str(source.get("DimensionOrganizationType", "") or "")
+    if organisation == "TILED_FULL":
+        expected = -(-rows // tile_rows) * -(-columns // tile_columns)
+        if frames != expected:
+            return (f"TILED_FULL image with {frames} frames: a {rows}×{columns} Total Pixel Matrix in "
+                    f"{tile_rows}×{tile_columns} tiles has {expected}")
+        return None
+    per_frame = source.get("PerFrameFunctionalGroupsSequence", [])
+    positions = [item.PlanePositionSlideSequence[0] for item in per_frame if item.get("PlanePositionSlideSequence")]
+    if len(per_frame) != frames or len(positions) != frames:
+        return (f"{organisation or 'no'} Dimension Organization Type and {len(positions)} of {frames} frames with a "
+                "Plane Position (Slide): the tiles cannot be placed on the Total Pixel Matrix")
+    depths = {float(p.ZOffsetInSlideCoordinateSystem) for p in positions if "ZOffsetInSlideCoordinateSystem" in p}
+    if len(depths) > 1:
+        return (f"frames at {len(depths)} focal depths (Z Offset in Slide Coordinate System); "
+                "Candor reads one focal plane")
+    identifiers = {str(item.OpticalPathIdentificationSequence[0].OpticalPathIdentifier)
+                   for item in per_frame if item.get("OpticalPathIdentificationSequence")}
+    if len(identifiers) > 1:
+        return f"frames of {len(identifiers)} optical paths; Candor reads one optical path"
+    return None
+
+
+def require_referenceable_image(source: Dataset) -> None:
+    """Raise unless ``source`` is a single-frame image, or a tiled image of one focal plane and optical path.
 
     Raises
     ------
     TypeError
         If ``source`` is not a pydicom Dataset.
     ValueError
-        If it has no image geometry or more than one frame.
+        If it has no image geometry, or several frames that are not the tiles of
+        one Total Pixel Matrix (:func:`tiled_layout_problem`).
     """
     if not isinstance(source, Dataset):
         raise TypeError(f"source must be a pydicom Dataset, got {type(source).__name__}")
     for keyword in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "Rows", "Columns"):
         if keyword not in source:
             raise ValueError(f"source image lacks {keyword}; it cannot be referenced by a derived object")
-    if frame_count(source) != 1:
-        raise ValueError(f"source image has {frame_count(source)} frames; only single-frame sources are supported")
+    if not has_total_pixel_matrix(source):
+        if frame_count(source) != 1:
+            raise ValueError(f"source image has {frame_count(source)} frames; only single-frame sources and tiled "
+                             "images with a Total Pixel Matrix are supported")
+        return
+    problem = tiled_layout_problem(source)
+    if problem is not None:
+        raise ValueError(f"tiled source image {source.SOPInstanceUID} ({frame_count(source)} frames): {problem}")
 
 
 def source_laterality(source: Dataset) -> str | None:

@@ -6,7 +6,15 @@ Builds a *Comprehensive 3D SR* (PS3.3 A.35.13, SOP Class
 
 * with a region, TID 1410 "Planar ROI Measurements and Qualitative Evaluations"
   whose Image Region is a closed POLYLINE SCOORD on the source (OHIF draws
-  the group only when it has such a region);
+  the group only when it has such a region). On a VL Whole Slide Microscopy
+  source (A.32.8), tiled or not, the SCOORD carries Pixel Origin
+  Interpretation ``VOLUME`` (0048,0301; PS3.3 C.18.6.1) and no Referenced Frame
+  Number: its (column, row) coordinates are in the Total Pixel Matrix
+  (C.8.12.4.1), so one region may span tiles. highdicom sets this for an SM
+  reference and dciodvfy accepts it. (The alternatives are worse: ``FRAME``
+  coordinates are confined to one tile, and a SCOORD3D in slide coordinates
+  would need the slide geometry to be converted and is not what OHIF or SLIM
+  draw on a 2D level.)
 * without one, TID 1501 "Measurement and Qualitative Evaluation Group",
   image-level (valid, but OHIF shows nothing).
 
@@ -32,7 +40,7 @@ from pydicom.sr.coding import Code
 
 from candor.dicom.codes import CANDOR_SCHEME, coding_scheme_identification
 from candor.dicom.equipment import CANDOR_EQUIPMENT, Equipment, research_series_description
-from candor.dicom.source import copy_patient_study, require_single_frame, stripped_source
+from candor.dicom.source import copy_patient_study, image_shape, require_referenceable_image, stripped_source
 from candor.dicom.uids import derived_uid
 
 LOGGER = logging.getLogger(__name__)
@@ -99,8 +107,9 @@ class FindingSpec:
         Start of the tracking identifier text (e.g. ``"Retinal vessels"``).
     region_xy
         Closed polyline (N ≥ 4 points, first == last) as (column, row) pixel
-        coordinates of the source, origin at the top-left corner of the
-        top-left pixel (PS3.3 C.18.6.1.1); None for an image-level group.
+        coordinates of the source (of its Total Pixel Matrix when it is a tiled
+        slide), origin at the top-left corner of the top-left pixel (PS3.3
+        C.18.6.1.1); None for an image-level group.
     measurements
         At least one measurement.
     finding_site
@@ -218,9 +227,11 @@ def build_measurement_report(
     Parameters
     ----------
     source
-        The single-frame image the findings are about (the SR's evidence).
+        The image the findings are about (the SR's evidence): single-frame, or
+        tiled (regions are then in its Total Pixel Matrix).
     findings
-        At least one finding; regions must lie within the image.
+        At least one finding; regions must lie within the image
+        (:func:`candor.dicom.source.image_shape`).
     algorithm_name, algorithm_version
         Algorithm Identification (TID 4019) of every group, and the device
         observer (TID 1004) of the observation context.
@@ -235,15 +246,16 @@ def build_measurement_report(
     Raises
     ------
     ValueError
-        If ``findings`` is empty, a region leaves the image, or the source is multi-frame.
+        If ``findings`` is empty, a region leaves the image, or the source is
+        multi-frame and not a tiled image of one focal plane and optical path.
     """
-    require_single_frame(source)
+    require_referenceable_image(source)
     if not findings:
         raise ValueError("a measurement report needs at least one finding")
     if not all(isinstance(f, FindingSpec) for f in findings):
         raise TypeError("findings must be FindingSpec instances")
     description = research_series_description(series_description)
-    rows, columns = int(source.Rows), int(source.Columns)
+    rows, columns = image_shape(source)
     for finding in findings:
         region = finding.region_xy
         if region is not None and (region.min() < 0 or region[:, 0].max() > columns or region[:, 1].max() > rows):

@@ -2,7 +2,7 @@
 
 :mod:`candor.dicom.synthetic` builds the Ophthalmic Photography and DX images;
 this module adds the other source kinds the writers must support and the
-compressed variants, each a small single-frame instance that dciodvfy accepts:
+compressed variants, each a small instance that dciodvfy accepts (single-frame, except the tiled SM):
 
 ==================  ==================================================================  ===================
 Kind                IOD (PS3.3)                                                         Transfer syntax
@@ -15,7 +15,13 @@ dx_mono2            Digital X-Ray For Presentation (A.26.1), MONOCHROME2        
 dx_mono2_j2k        Digital X-Ray For Presentation, MONOCHROME2                          JPEG 2000 Lossless
 vl_microscopic      VL Microscopic Image (A.32.2), RGB, with a Specimen module           Explicit VR LE
 sm                  VL Whole Slide Microscopy (A.32.8), one tile, RGB, FoR               Explicit VR LE
+sm_tiled            VL Whole Slide Microscopy, TILED_FULL 2 × 3 tiles of 128 px, RGB     Explicit VR LE
 ==================  ==================================================================  ===================
+
+``sm_tiled`` is built by :func:`build_source` but is not in :data:`SOURCE_KINDS`
+(the kinds ``tests/test_conformance.py`` iterates): its readback gate compares
+outputs with the source's Rows × Columns, which for a tiled image is one tile,
+not the Total Pixel Matrix the outputs cover. :data:`TILED_SOURCE_KINDS` lists it.
 
 Each kind gets its own patient and study (:func:`identity_for`), so a test can
 check a source and its derived objects together with dcentvfy. Every UID is
@@ -57,6 +63,14 @@ VL_WHOLE_SLIDE_SOP_CLASS_UID = "1.2.840.10008.5.1.4.1.1.77.1.6"
 
 #: Size of every synthetic source (rows, columns): small, but above the overlay renderer's minimum.
 DEFAULT_SHAPE = (128, 160)
+
+#: Tile size (Rows = Columns) of the tiled SM source, and the size of its Total Pixel Matrix: 2 × 3 tiles,
+#: the last row and column partial.
+TILE_SIZE = 128
+TILED_SHAPE = (200, 300)
+
+#: (X, Y) offset in the slide coordinate system (mm) of the top-left pixel of every synthetic SM.
+_SM_ORIGIN_MM = (20.0, 40.0)
 
 _SRGB_ICC = Path(hd.__file__).parent / "_icc_profiles" / "sRGB_v4_ICC_preference.icc"
 
@@ -199,17 +213,104 @@ def build_sm_image(rgb: np.ndarray, *, identity: StudyIdentity, kind: str = "sm"
     The tile is described explicitly (``TILED_SPARSE`` with a per-frame Plane
     Position (Slide) and Frame Content): with ``TILED_FULL`` and no per-frame
     groups dciodvfy warns that the Dimension Index Pointers point nowhere.
+    :func:`build_tiled_sm_image` builds the ``TILED_FULL`` form of several tiles.
     """
     if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise TypeError("rgb must be a (rows, columns, 3) uint8 array")
-    rows, columns = rgb.shape[:2]
+    ds = _sm_header(rgb, identity=identity, kind=kind, pixel_spacing_mm=pixel_spacing_mm)
+    ds.DimensionOrganizationType = "TILED_SPARSE"
+    _pixels(ds, rgb, "RGB")
+    ds.NumberOfFrames = 1
+    position = Dataset()
+    position.XOffsetInSlideCoordinateSystem, position.YOffsetInSlideCoordinateSystem = _SM_ORIGIN_MM
+    position.ZOffsetInSlideCoordinateSystem = 0.0
+    position.ColumnPositionInTotalImagePixelMatrix, position.RowPositionInTotalImagePixelMatrix = 1, 1
+    content = Dataset()
+    content.DimensionIndexValues = [1, 1]
+    per_frame = Dataset()
+    per_frame.PlanePositionSlideSequence = [position]
+    per_frame.FrameContentSequence = [content]
+    ds.PerFrameFunctionalGroupsSequence = [per_frame]
+    organization_uid = ds.DimensionOrganizationSequence[0].DimensionOrganizationUID
+    ds.DimensionIndexSequence = [
+        _dimension_index(0x0048021E, organization_uid, "Column position"),
+        _dimension_index(0x0048021F, organization_uid, "Row position"),
+    ]
+    return ds
+
+
+def build_tiled_sm_image(pixels: np.ndarray, *, identity: StudyIdentity, kind: str = "sm_tiled",
+                         tile_size: int = TILE_SIZE, pixel_spacing_mm: float = 0.00025) -> FileDataset:
+    """VL Whole Slide Microscopy Image (A.32.8) whose Total Pixel Matrix is stored as ``TILED_FULL`` tiles.
+
+    ``pixels`` is the whole level, (rows, columns, 3) uint8 RGB or (rows, columns)
+    uint8 MONOCHROME2, cut into square tiles of ``tile_size`` (Rows = Columns =
+    ``tile_size``). PS3.3 C.7.6.17.3 (Dimension Organization Type ``TILED_FULL``):
+    every tile is present, in row-major order over the Total Pixel Matrix
+    (C.8.12.4.1), one focal plane and one optical path; the positions are implied by
+    the Total Pixel Matrix Origin Sequence and the Image Orientation (Slide), so there
+    is no Per-frame Functional Groups Sequence and no Dimension Index Sequence (Type
+    1C, absent for ``TILED_FULL``, as highdicom writes it). The tiles of the last
+    row and column extend past the matrix; their outside pixels are padding (0,
+    black: the background of a fluorescence image).
+
+    Raises
+    ------
+    TypeError
+        If ``pixels`` is not a uint8 (rows, columns[, 3]) array.
+    ValueError
+        If ``tile_size`` is not positive.
+    """
+    grey = isinstance(pixels, np.ndarray) and pixels.ndim == 2
+    if (not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8
+            or not (grey or (pixels.ndim == 3 and pixels.shape[2] == 3))):
+        raise TypeError("pixels must be a (rows, columns, 3) or (rows, columns) uint8 array")
+    if tile_size <= 0:
+        raise ValueError(f"tile_size must be positive, got {tile_size}")
+    ds = _sm_header(pixels, identity=identity, kind=kind, pixel_spacing_mm=pixel_spacing_mm)
+    ds.DimensionOrganizationType = "TILED_FULL"
+    tiles = tile_total_pixel_matrix(pixels, tile_size)
+    _pixels(ds, tiles[0], "MONOCHROME2" if grey else "RGB")
+    if grey:  # Type 1C for MONOCHROME2 in the Whole Slide Microscopy Image module (C.8.12.4)
+        ds.PresentationLUTShape, ds.RescaleSlope, ds.RescaleIntercept = "IDENTITY", 1, 0
+    ds.NumberOfFrames = tiles.shape[0]
+    ds.PixelData = np.ascontiguousarray(tiles).tobytes()
+    LOGGER.debug("tiled SM %s: %d×%d matrix in %d tiles of %d px", ds.SOPInstanceUID, pixels.shape[0],
+                 pixels.shape[1], tiles.shape[0], tile_size)
+    return ds
+
+
+def tile_total_pixel_matrix(pixels: np.ndarray, tile_size: int) -> np.ndarray:
+    """Cut ``pixels`` into (frames, tile_size, tile_size[, 3]) tiles in ``TILED_FULL`` order (row-major).
+
+    The last row and column of tiles are padded with zeros (PS3.3 C.7.6.17.3: the
+    frames cover the Total Pixel Matrix; pixels beyond it carry no image).
+    """
+    rows, columns = pixels.shape[:2]
+    tile_rows, tile_columns = -(-rows // tile_size), -(-columns // tile_size)
+    padded = np.zeros((tile_rows * tile_size, tile_columns * tile_size) + pixels.shape[2:], pixels.dtype)
+    padded[:rows, :columns] = pixels
+    shape = (tile_rows, tile_size, tile_columns, tile_size) + pixels.shape[2:]
+    order = (0, 2, 1, 3) + tuple(range(4, padded.ndim + 2))
+    return padded.reshape(shape).transpose(order).reshape((-1, tile_size, tile_size) + pixels.shape[2:])
+
+
+def _sm_header(pixels: np.ndarray, *, identity: StudyIdentity, kind: str, pixel_spacing_mm: float) -> FileDataset:
+    """The modules every synthetic SM shares, for a Total Pixel Matrix of ``pixels.shape[:2]``.
+
+    Frame of Reference (C.7.4.1), Enhanced General Equipment (C.7.5.2), Whole Slide
+    Microscopy Image (C.8.12.4), the shared functional groups (C.7.6.16: Pixel
+    Measures, Whole Slide Microscopy Image Frame Type, Optical Path Identification),
+    the Dimension Organization Sequence (C.7.6.17), Optical Path (C.8.12.5: one
+    brightfield path, with the sRGB profile for a colour image) and Specimen
+    (C.7.6.22). The caller adds pixels, Dimension Organization Type and frame layout.
+    """
+    rows, columns = pixels.shape[:2]
     ds = _part10(VL_WHOLE_SLIDE_SOP_CLASS_UID, kind, identity, modality="SM",
                  series_description="Whole slide image (synthetic)")
-    # Frame of Reference (C.7.4.1); Enhanced General Equipment (C.7.5.2)
     ds.FrameOfReferenceUID = derived_uid(ds.StudyInstanceUID, kind, "frame-of-reference")
     ds.PositionReferenceIndicator = "SLIDE_CORNER"
     ds.ManufacturerModelName, ds.DeviceSerialNumber, ds.SoftwareVersions = "Synthetic scanner", "SYN-1", "0"
-    # Whole Slide Microscopy Image (C.8.12.4)
     ds.ImageType = ["ORIGINAL", "PRIMARY", "VOLUME", "NONE"]
     ds.AcquisitionDateTime = identity.study_date + identity.study_time
     ds.ImagedVolumeWidth, ds.ImagedVolumeHeight = columns * pixel_spacing_mm, rows * pixel_spacing_mm
@@ -217,16 +318,12 @@ def build_sm_image(rgb: np.ndarray, *, identity: StudyIdentity, kind: str = "sm"
     ds.TotalPixelMatrixColumns, ds.TotalPixelMatrixRows = columns, rows
     ds.TotalPixelMatrixFocalPlanes = 1
     origin = Dataset()
-    origin.XOffsetInSlideCoordinateSystem, origin.YOffsetInSlideCoordinateSystem = 20.0, 40.0
+    origin.XOffsetInSlideCoordinateSystem, origin.YOffsetInSlideCoordinateSystem = _SM_ORIGIN_MM
     ds.TotalPixelMatrixOriginSequence = [origin]
     ds.ImageOrientationSlide = [0, -1, 0, -1, 0, 0]
     ds.VolumetricProperties, ds.SpecimenLabelInImage, ds.BurnedInAnnotation = "VOLUME", "NO", "NO"
     ds.FocusMethod, ds.ExtendedDepthOfField, ds.LossyImageCompression = "AUTO", "NO", "00"
-    ds.DimensionOrganizationType = "TILED_SPARSE"
     ds.AcquisitionContextSequence = []
-    _pixels(ds, rgb, "RGB")
-    # Multi-frame Functional Groups (C.7.6.16) and Multi-frame Dimension (C.7.6.17): one frame
-    ds.NumberOfFrames = 1
     shared = Dataset()
     measures = Dataset()
     measures.PixelSpacing = [pixel_spacing_mm, pixel_spacing_mm]
@@ -239,31 +336,17 @@ def build_sm_image(rgb: np.ndarray, *, identity: StudyIdentity, kind: str = "sm"
     path_id.OpticalPathIdentifier = "1"
     shared.OpticalPathIdentificationSequence = [path_id]
     ds.SharedFunctionalGroupsSequence = [shared]
-    position = Dataset()
-    position.XOffsetInSlideCoordinateSystem, position.YOffsetInSlideCoordinateSystem = 20.0, 40.0
-    position.ZOffsetInSlideCoordinateSystem = 0.0
-    position.ColumnPositionInTotalImagePixelMatrix, position.RowPositionInTotalImagePixelMatrix = 1, 1
-    content = Dataset()
-    content.DimensionIndexValues = [1, 1]
-    per_frame = Dataset()
-    per_frame.PlanePositionSlideSequence = [position]
-    per_frame.FrameContentSequence = [content]
-    ds.PerFrameFunctionalGroupsSequence = [per_frame]
     organization = Dataset()
     organization.DimensionOrganizationUID = derived_uid(ds.SOPInstanceUID, "dimension-organization")
     ds.DimensionOrganizationSequence = [organization]
-    ds.DimensionIndexSequence = [
-        _dimension_index(0x0048021E, organization.DimensionOrganizationUID, "Column position"),
-        _dimension_index(0x0048021F, organization.DimensionOrganizationUID, "Row position"),
-    ]
-    # Optical Path (C.8.12.5): one brightfield path with the sRGB profile
     ds.NumberOfOpticalPaths = 1
     optical = Dataset()
     optical.OpticalPathIdentifier = "1"
     optical.IlluminationTypeCodeSequence = [_code_item(codes.DCM.BrightfieldIllumination)]
     optical.IlluminationColorCodeSequence = [_code_item(codes.SCT.FullSpectrum)]
-    optical.ICCProfile = _SRGB_ICC.read_bytes()
-    optical.ColorSpace = "SRGB"
+    if pixels.ndim == 3:
+        optical.ICCProfile = _SRGB_ICC.read_bytes()
+        optical.ColorSpace = "SRGB"
     ds.OpticalPathSequence = [optical]
     _specimen(ds, kind)
     return ds
@@ -301,7 +384,8 @@ def lossless(ds: FileDataset, transfer_syntax: str) -> FileDataset:
     """Compress ``ds`` in place with RLE Lossless (pydicom) or JPEG 2000 Lossless (pylibjpeg-openjpeg)."""
     if transfer_syntax not in (RLELossless, JPEG2000Lossless):
         raise ValueError(f"unsupported lossless transfer syntax {transfer_syntax}")
-    ds.compress(transfer_syntax, encoding_plugin="pylibjpeg" if transfer_syntax == JPEG2000Lossless else "")
+    ds.compress(transfer_syntax, encoding_plugin="pylibjpeg" if transfer_syntax == JPEG2000Lossless else "",
+                generate_instance_uid=False)  # keep the UID derived from the kind: the same call, the same instance
     return ds
 
 
@@ -330,24 +414,35 @@ _BUILDERS: dict[str, Callable[[StudyIdentity, tuple[int, int]], FileDataset]] = 
     "dx_mono2_j2k": lambda i, s: lossless(_dx(i, s), JPEG2000Lossless),
     "vl_microscopic": lambda i, s: build_vl_microscopic_image(synthetic_cells(*s), identity=i),
     "sm": lambda i, s: build_sm_image(synthetic_cells(*s), identity=i),
+    "sm_tiled": lambda i, s: build_tiled_sm_image(synthetic_cells(*s, count=30), identity=i),
 }
 
-#: Every source kind, in a stable order.
-SOURCE_KINDS: tuple[str, ...] = tuple(_BUILDERS)
+#: Source kinds whose Total Pixel Matrix spans several frames (tiles), see the module docstring.
+TILED_SOURCE_KINDS: tuple[str, ...] = ("sm_tiled",)
+
+#: Every single-frame source kind, in a stable order (what the conformance test iterates).
+SOURCE_KINDS: tuple[str, ...] = tuple(kind for kind in _BUILDERS if kind not in TILED_SOURCE_KINDS)
+
+#: Size (rows, columns) of a kind's image when the caller gives none: :data:`DEFAULT_SHAPE`, except the
+#: tiled SM, whose Total Pixel Matrix is :data:`TILED_SHAPE`.
+_DEFAULT_SHAPES: dict[str, tuple[int, int]] = {"sm_tiled": TILED_SHAPE}
 
 
 def build_source(kind: str, *, identity: StudyIdentity | None = None,
-                 shape: tuple[int, int] = DEFAULT_SHAPE) -> FileDataset:
+                 shape: tuple[int, int] | None = None) -> FileDataset:
     """Build the synthetic source instance of ``kind`` (see the module table).
+
+    ``shape`` is the image size (rows, columns), for a tiled kind the Total Pixel
+    Matrix; default :data:`DEFAULT_SHAPE` (:data:`TILED_SHAPE` for ``sm_tiled``).
 
     Raises
     ------
     KeyError
-        If ``kind`` is not one of :data:`SOURCE_KINDS`.
+        If ``kind`` is not one of :data:`SOURCE_KINDS` or :data:`TILED_SOURCE_KINDS`.
     """
     if kind not in _BUILDERS:
-        raise KeyError(f"unknown source kind {kind!r}; known: {', '.join(SOURCE_KINDS)}")
-    dataset = _BUILDERS[kind](identity or identity_for(kind), shape)
+        raise KeyError(f"unknown source kind {kind!r}; known: {', '.join(_BUILDERS)}")
+    dataset = _BUILDERS[kind](identity or identity_for(kind), shape or _DEFAULT_SHAPES.get(kind, DEFAULT_SHAPE))
     LOGGER.debug("built synthetic %s source %s", kind, dataset.SOPInstanceUID)
     return dataset
 

@@ -3,7 +3,10 @@
 Colour images (RGB, or YCbCr from JPEG/JPEG 2000 compression) become (H, W, 3) RGB;
 greyscale images get the Modality LUT (PS3.3 C.11.1), the VOI LUT or window
 (C.11.2) and MONOCHROME1 inversion (C.7.6.3.1.2), so that higher values are brighter.
-Every failure raises :class:`InputRejected` naming the file.
+Images are single-frame, except VL Whole Slide Microscopy levels (PS3.3 A.32.8), whose
+tiles are assembled into their Total Pixel Matrix (C.8.12.4.1) when it is of moderate
+size (:mod:`candor.imaging.tiles`). Every failure raises :class:`InputRejected` naming
+the file.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.uid import UID
 
 from candor.errors import InputRejected
+from candor.imaging.tiles import assemble_total_pixel_matrix, check_whole_slide_header, is_whole_slide
 
 _COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_ICT", "YBR_RCT", "YBR_PARTIAL_420"}
 _GREY = {"MONOCHROME1", "MONOCHROME2"}
@@ -33,11 +37,13 @@ def read_image_dataset(path: str | Path) -> Dataset:
         raise InputRejected(path, f"unreadable DICOM ({type(error).__name__}: {error})") from None
 
 
-def check_pixel_data(dataset: Dataset, path: str | Path) -> None:
+def check_pixel_data(dataset: Dataset, path: str | Path, *, tiled: bool = False) -> None:
     """Check the image attributes against the pixel data before decoding (PS3.3 C.7.6.3).
 
     For native (uncompressed) transfer syntaxes the pixel data must hold at least
     Rows × Columns × SamplesPerPixel × NumberOfFrames × BitsAllocated / 8 bytes.
+    Several frames are accepted only with ``tiled`` (the tiles of a whole slide
+    image, checked by :func:`candor.imaging.tiles.check_whole_slide_header`).
     """
     if "PixelData" not in dataset:
         raise InputRejected(path, "no pixel data (7FE0,0010): missing, or the file is truncated")
@@ -50,7 +56,7 @@ def check_pixel_data(dataset: Dataset, path: str | Path) -> None:
         raise InputRejected(path, f"invalid image attributes ({error})") from None
     if rows <= 0 or cols <= 0:
         raise InputRejected(path, f"invalid image size Rows={rows} Columns={cols}")
-    if frames != 1:
+    if frames < 1 or (frames != 1 and not tiled):
         raise InputRejected(path, f"multi-frame image ({frames} frames); Candor reads single-frame images")
     transfer_syntax = UID(dataset.file_meta.get("TransferSyntaxUID", "1.2.840.10008.1.2"))
     if not transfer_syntax.is_compressed:
@@ -62,7 +68,7 @@ def check_pixel_data(dataset: Dataset, path: str | Path) -> None:
             raise InputRejected(
                 path,
                 f"inconsistent image: Rows {rows} × Columns {cols} × SamplesPerPixel {samples} × "
-                f"{bits} bits needs {expected} bytes of pixel data, the file holds {actual}",
+                f"{frames} frame(s) × {bits} bits needs {expected} bytes of pixel data, the file holds {actual}",
             )
 
 
@@ -113,6 +119,31 @@ def decode_grey(dataset: Dataset, path: str | Path) -> np.ndarray:
     return image
 
 
+def decode_whole_slide(dataset: Dataset, path: str | Path) -> np.ndarray:
+    """Decode a VL Whole Slide Microscopy level to its Total Pixel Matrix, (H, W, 3) RGB or (H, W) uint8.
+
+    The header is checked first (size limit, one focal plane and optical path, tile
+    layout: :func:`candor.imaging.tiles.check_whole_slide_header`), then the pixel
+    data length, then highdicom assembles the tiles. Colour is converted as in
+    :func:`decode_colour`; grey values as in :func:`decode_grey` (scaled to 8 bits,
+    higher is brighter).
+    """
+    rows, columns = check_whole_slide_header(dataset, path)
+    photometric = str(dataset.get("PhotometricInterpretation", ""))
+    colour = photometric in _COLOUR
+    if colour and int(dataset.get("SamplesPerPixel", 1)) != 3:
+        raise InputRejected(path, f"expected a 3-sample colour image, got {photometric} with "
+                                  f"{dataset.get('SamplesPerPixel', '?')} sample(s) per pixel")
+    if not colour and photometric not in _GREY:
+        raise InputRejected(path, f"unsupported photometric interpretation {photometric or '<missing>'}")
+    check_pixel_data(dataset, path, tiled=True)
+    matrix = assemble_total_pixel_matrix(dataset, path, colour=colour)
+    expected = (rows, columns, 3) if colour else (rows, columns)
+    if matrix.shape != expected:
+        raise InputRejected(path, f"assembled Total Pixel Matrix has shape {matrix.shape}, expected {expected}")
+    return _to_uint8(matrix)
+
+
 def decode_image(path: str | Path) -> tuple[Dataset, np.ndarray]:
     """Read and decode the image at ``path``; returns the dataset without its pixel data, and the array.
 
@@ -121,7 +152,9 @@ def decode_image(path: str | Path) -> tuple[Dataset, np.ndarray]:
     """
     dataset = read_image_dataset(path)
     photometric = str(dataset.get("PhotometricInterpretation", ""))
-    if photometric in _COLOUR:
+    if is_whole_slide(dataset):
+        image = decode_whole_slide(dataset, path)
+    elif photometric in _COLOUR:
         image = decode_colour(dataset, path)
     elif photometric in _GREY:
         image = decode_grey(dataset, path)
