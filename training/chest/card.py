@@ -6,11 +6,23 @@ import json
 from pathlib import Path
 from typing import Any
 
+from training.saliency_sanity import card_section
 from training.synth.chest import FINDINGS
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _separate_runs(pointing_game: dict[str, dict[str, dict[str, Any]]]) -> list[str]:
+    """Lines naming the methods measured by a separate ``--localisation-only`` run, with their settings."""
+    runs: dict[tuple[str, float], list[str]] = {}
+    for method, rows in pointing_game.items():
+        if "run" in rows.get("all", {}):
+            key = (rows["all"]["run"], rows["all"].get("run_seconds"))
+            runs.setdefault(key, []).append(f"`{method}`: {rows['all']['settings']}")
+    return [line for (run, seconds), notes in runs.items()
+            for line in ("", f"Measured separately by `{run}` ({seconds} s) — " + "; ".join(notes) + ".")]
 
 
 def write_model_card(model_dir: str | Path, metadata: dict[str, Any], evaluation: dict[str, Any] | None) -> Path:
@@ -109,8 +121,11 @@ def write_model_card(model_dir: str | Path, metadata: dict[str, Any], evaluation
                                  f"{_fmt(m['hit'], 2)} | {_fmt(m['hit_tolerance'], 2)} | {_fmt(m['chance'], 3)} / "
                                  f"{_fmt(m['chance_tolerance'], 3)} | {_fmt(m['mass_inside'], 2)} | "
                                  f"{_fmt(m['seconds'], 2)} |")
+            lines += _separate_runs(evaluation["pointing_game"])
         lines += ["", f"Command: `{evaluation['command']}`", ""]
         lines += [f"![{name} (synthetic data)]({name})" for name in evaluation.get("figures", [])] + [""]
+    if metadata.get("saliency_sanity"):
+        lines += [card_section(metadata["saliency_sanity"])]
     lines += [
         "## Limitations",
         "- **Synthetic domain gap.** Trained and measured only on synthetic radiographs whose findings are drawn "
@@ -128,7 +143,9 @@ def write_model_card(model_dir: str | Path, metadata: dict[str, Any], evaluation
         "- MC dropout (p = 0.2 in every dense layer) approximates epistemic uncertainty; its calibration is shown "
         "above for synthetic data only. No temperature scaling.",
         "- The pointing game uses masks the generator knows exactly; real saliency evaluation needs annotated "
-        "boxes (e.g. the NIH box subset) and model-randomisation checks (Adebayo et al. 2018).", "",
+        "boxes (e.g. the NIH box subset)" + (", and the model-randomisation test above ran on synthetic images only."
+                                            if metadata.get("saliency_sanity") else
+                                            " and model-randomisation checks (Adebayo et al. 2018)."), "",
         "## Retrain on ChestX-ray14",
         "Download ChestX-ray14 (NIH Clinical Center), extract every `images_NNN` archive into `images/` next to "
         "`Data_Entry_2017.csv`, `train_val_list.txt` and `test_list.txt`. Then (one command; hours on a GPU "

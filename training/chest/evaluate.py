@@ -18,7 +18,9 @@ finding's known mask? Grad-CAM (Selvaraju et al., ICCV 2017) on the bundle's
 (16 steps) on the first ``--costly-pairs``. Results go to ``docs/metrics.json``,
 ``configs/metadata.json`` (``evaluation``) and ``docs/README.md``. ``--data CXR14_ROOT``
 scores a seeded random subset of ChestX-ray14's official test list instead (no masks, so no
-pointing game). Every synthetic figure is labelled SYNTHETIC.
+pointing game). Every synthetic figure is labelled SYNTHETIC. ``--localisation-only --methods M1,M2``
+adds only the pointing game of those methods (on the first ``--costly-pairs`` positive pairs) to an
+existing evaluation, e.g. the SmoothGrad methods, without re-running anything else.
 """
 
 from __future__ import annotations
@@ -53,8 +55,10 @@ logger = logging.getLogger("training.chest.evaluate")
 ECE_BINS = 15
 CHEAP_METHODS = ("gradcam", "gradient", "guided_backprop")
 COSTLY_METHODS = ("integrated_gradients",)
-#: Integrated gradients with 16 trapezoid steps (32 forward equivalents) rather than 50 Gauss-Legendre (100).
-SALIENCY = SaliencyConfig(ig_steps=16, ig_method="riemann_trapezoid", ig_internal_batch_size=16)
+#: Integrated gradients with 16 trapezoid steps (32 forward equivalents) rather than 50 Gauss-Legendre (100);
+#: SmoothGrad as the app runs it: 8 noisy copies, σ = 15 % of the nominal [0, 1] input range.
+SALIENCY = SaliencyConfig(ig_steps=16, ig_method="riemann_trapezoid", ig_internal_batch_size=16,
+                          smoothgrad_samples=8, smoothgrad_batch_size=8, noise_fraction=0.15, noise_range=1.0)
 
 
 def multilabel_uncertainty(samples: torch.Tensor) -> dict[str, np.ndarray]:
@@ -236,6 +240,63 @@ def _score_images(args: argparse.Namespace, bundle: ModelBundle, loaders: list[A
     return {key: np.stack(value) for key, value in columns.items()}, rows, example, mc_seconds
 
 
+def settings_text(method: str) -> str:
+    """How ``method`` was run in the pointing game (from :data:`SALIENCY`), for the card."""
+    parts = []
+    if "integrated_gradients" in method:
+        parts.append(f"IG {SALIENCY.ig_steps} steps, {SALIENCY.ig_method}, baseline {SALIENCY.ig_baseline}")
+    if method.startswith("smoothgrad_"):
+        parts.append(f"SmoothGrad {SALIENCY.smoothgrad_samples} noisy copies, σ = {SALIENCY.noise_fraction} × "
+                     f"{SALIENCY.noise_range} (the app's settings)")
+    return "; ".join(parts) or "no settings"
+
+
+def localise(args: argparse.Namespace) -> dict[str, Any]:
+    """Add the pointing game of ``--methods`` to an evaluated model folder; every other figure stays as it is.
+
+    The methods run on the first ``--costly-pairs`` positive (image, finding) pairs of the evaluation's
+    images, taking whole images as the evaluation does for its costly methods, so the pairs are those of
+    its integrated-gradients row; the tolerance is the evaluation's. Only
+    ``evaluation.pointing_game[method]`` in ``configs/metadata.json`` and the model card are rewritten.
+    """
+    started = time.perf_counter()
+    torch.set_num_threads(args.threads)
+    bundle = load_bundle(args.model)
+    metadata_path = Path(args.model) / "configs" / "metadata.json"
+    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+    evaluation = metadata.get("evaluation") or {}
+    keys = f"[{EVAL_STREAM}, {args.seed}, k]"
+    if not evaluation.get("pointing_game") or keys not in str(evaluation.get("image_seeds")):
+        raise ValueError(f"{args.model}: no synthetic evaluation with keys {keys}; run the full evaluation first")
+    methods = tuple(m for m in args.methods.split(",") if m)
+    layer, tolerance = str(bundle.metadata["gradcam_layer"]), int(evaluation["pointing_tolerance_px"])
+    rows: list[dict[str, Any]] = []
+    gbp_model: list = []
+    pairs = k = 0
+    with tqdm(total=args.costly_pairs, desc="localisation", unit="pair") as progress:
+        while pairs < args.costly_pairs and k < args.images:
+            sample = generate_chest(bundle.preprocessing.working_size, synthetic_rng(EVAL_STREAM, args.seed, k))
+            tensor, geometry = to_network_input(sample.image, bundle.preprocessing)
+            new = _saliency_rows(bundle, gbp_model, sample, tensor, geometry, methods, layer, tolerance)
+            rows += [{"image": k, **r} for r in new]
+            pairs += len({r["finding"] for r in new})
+            progress.update(len({r["finding"] for r in new}))
+            k += 1
+    summary = pointing_summary(rows)
+    for method, by_finding in summary.items():
+        for stats in by_finding.values():
+            stats["settings"] = f"first {pairs} positive pairs (images k < {k}); {settings_text(method)}"
+            stats["run"] = "python -m training.chest.evaluate " + " ".join(shlex.quote(a) for a in args.argv)
+            stats["run_seconds"] = round(time.perf_counter() - started, 1)
+    evaluation["pointing_game"].update(summary)
+    metadata_path.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+    write_model_card(args.model, metadata, evaluation)
+    for method, by_finding in summary.items():
+        logger.info("%-32s hit %.3f (tol. %.3f) mass inside %.3f chance %.3f over %d pairs", method,
+                    *(by_finding["all"][key] for key in ("hit", "hit_tolerance", "mass_inside", "chance", "pairs")))
+    return summary
+
+
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Run the evaluation described by the CLI arguments; returns what was written to metrics.json."""
     if args.images < 1:
@@ -266,7 +327,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         "pointing_tolerance_px": tolerance, "gradcam_layer": bundle.metadata["gradcam_layer"],
         "saliency_settings": {"cheap_methods_on": "every positive (image, finding)",
                               "costly_methods_on": f"first {args.costly_pairs} positive pairs",
-                              "integrated_gradients": f"{SALIENCY.ig_steps} steps, {SALIENCY.ig_method}, baseline 0"},
+                              "integrated_gradients": f"{SALIENCY.ig_steps} steps, {SALIENCY.ig_method}, baseline 0",
+                              "smoothgrad": settings_text("smoothgrad_gradient")},
         "per_image": [{"index": k, "labels": arrays["labels"][k].tolist(), "mean": arrays["mean"][k].round(4).tolist(),
                        "std": arrays["std"][k].round(4).tolist()} for k in range(len(loaders))],
         "command": "python -m training.chest.evaluate " + " ".join(shlex.quote(a) for a in args.argv),
@@ -302,6 +364,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="positive (image, finding) pairs on which methods other than "
                              f"{'/'.join(CHEAP_METHODS)} run")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (see training.chest.train)")
+    parser.add_argument("--localisation-only", action="store_true",
+                        help="only add the pointing game of --methods on the first --costly-pairs positive pairs "
+                             "to the existing evaluation (see localise)")
     parser.add_argument("--tolerance", type=float, default=0.04,
                         help="pointing-game tolerance as a fraction of the working size (also reported: none)")
     args = parser.parse_args(argv)
@@ -311,7 +376,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    evaluate(parse_args(argv))
+    args = parse_args(argv)
+    if args.localisation_only:
+        localise(args)
+    else:
+        evaluate(args)
     return 0
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from training.saliency_sanity import card_section
+
 #: Per-image metrics of the evaluation, with the labels the card and the log use.
 METRICS = {
     "ap50": "AP@0.5 = TP/(TP+FP+FN), IoU > 0.5 (DSB2018)",
@@ -147,6 +149,8 @@ def write_model_card(model_dir: str | Path, metadata: dict[str, Any], evaluation
         "```", "",
         "With `--data`, evaluation calibrates on the validation split and reports the test split.", "",
     ]
+    if metadata.get("saliency_sanity"):  # measured by python -m training.saliency_sanity: kept on a rewrite
+        lines += [card_section(metadata["saliency_sanity"]), ""]
     path = docs / "README.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path

@@ -35,6 +35,7 @@ from candor.preprocess import to_network_input, to_source_grid
 from candor.uncertainty import decompose, mc_sample
 from training.common import run_cli
 from training.metrics import calibration_bins, dice, error_detection_auroc, expected_calibration_error, roc_auc
+from training.saliency_sanity import card_section
 from training.synth.fundus import EVAL_STREAM, FundusSample, generate_fundus, synthetic_rng
 
 logger = logging.getLogger("training.vessels.evaluate")
@@ -247,6 +248,8 @@ def write_model_card(model_dir: str | Path, metadata: dict[str, Any], evaluation
         "`training.data.drive.load_drive(root, 'test')` and `training.metrics` before quoting real-data figures.",
         "",
     ]
+    if metadata.get("saliency_sanity"):  # measured by python -m training.saliency_sanity: kept on a rewrite
+        lines += [card_section(metadata["saliency_sanity"]), ""]
     path = docs / "README.md"
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
