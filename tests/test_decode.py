@@ -147,3 +147,86 @@ def test_multi_frame_image_that_is_not_a_slide_stays_rejected(tmp_path):
 def test_slide_with_empty_tiles_is_rejected_not_divided_by_zero(tmp_path):
     with pytest.raises(InputRejected, match=r"invalid tiled image size: .* tiles 0×128"):
         decode_image(_tiled(tmp_path, Rows=0))
+
+
+def _radiograph(tmp_path: Path, name: str, pixels: np.ndarray, **attributes) -> Path:
+    dataset = build_dx_image(pixels, photometric_interpretation="MONOCHROME2")
+    for keyword, value in attributes.items():
+        setattr(dataset, keyword, value)
+    path = tmp_path / name
+    dataset.save_as(path, enforce_file_format=True)
+    return path
+
+
+def _greyscale_jpeg(path: Path, out: Path) -> Path:
+    """An 8-bit greyscale DX re-encoded as JPEG Baseline (lossy) with Pillow."""
+    dataset = dcmread(path)
+    buffer = io.BytesIO()
+    Image.fromarray(dataset.pixel_array, "L").save(buffer, format="JPEG", quality=92)
+    dataset.PixelData = encapsulate([buffer.getvalue()])
+    dataset["PixelData"].VR = "OB"
+    dataset.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    dataset.LossyImageCompression = "01"
+    dataset.save_as(out)
+    return out
+
+
+@pytest.mark.parametrize("bits", [8, 12, 16])
+def test_radiographs_of_8_to_16_bits_decode_alike(tmp_path, bits):
+    scene = np.tile(np.linspace(0.0, 1.0, 64), (48, 1)) ** 1.5
+    dtype = np.uint8 if bits == 8 else np.uint16
+    pixels = np.round(scene * (2**bits - 1)).astype(dtype)
+    path = _radiograph(tmp_path, f"dx{bits}.dcm", pixels, BitsStored=bits, HighBit=bits - 1,
+                       WindowCenter=2 ** (bits - 1), WindowWidth=2**bits)
+    _, image = decode_image(path)
+    assert image.dtype == np.uint8 and image.shape == (48, 64)
+    np.testing.assert_allclose(image / 255.0, scene, atol=2.5 / 255)
+
+
+@pytest.mark.parametrize("codec", ["jpeg_baseline", "rle", "jpeg2000"])
+def test_compressed_radiographs_decode_like_the_uncompressed_one(tmp_path, codec):
+    from pydicom.uid import JPEG2000Lossless, RLELossless
+
+    pixels = build_source("dx_mono2", shape=(48, 64)).pixel_array
+    if codec == "jpeg_baseline":
+        pixels = (pixels >> 8).astype(np.uint8)
+    path = _radiograph(tmp_path, "plain.dcm", pixels)
+    _, reference = decode_image(path)
+    if codec == "jpeg_baseline":
+        compressed = _greyscale_jpeg(path, tmp_path / "jpeg.dcm")
+    else:
+        dataset = dcmread(path)
+        syntax = {"rle": RLELossless, "jpeg2000": JPEG2000Lossless}[codec]
+        dataset.compress(syntax, encoding_plugin="pylibjpeg" if codec == "jpeg2000" else "")
+        compressed = tmp_path / f"{codec}.dcm"
+        dataset.save_as(compressed)
+    _, image = decode_image(compressed)
+    difference = np.abs(image.astype(int) - reference.astype(int))
+    assert difference.max() == 0 if codec != "jpeg_baseline" else difference.mean() < 8  # lossy, noisy image
+
+
+def test_rescale_then_window_are_applied_in_that_order(tmp_path):
+    """PS3.3 C.11.1 then C.11.2: the window is in rescaled units; values outside it saturate."""
+    stored = np.tile(np.arange(0, 4096, 64, dtype=np.uint16), (8, 1))  # 0 … 4032
+    rescaled = stored * 2.0 - 1000.0  # −1000 … 7064
+    path = _radiograph(tmp_path, "rescaled.dcm", stored, BitsStored=12, HighBit=11, RescaleSlope=2,
+                       RescaleIntercept=-1000, RescaleType="US", WindowCenter=1000, WindowWidth=2000)
+    _, image = decode_image(path)
+    below, above = rescaled[0] <= 0, rescaled[0] >= 2000
+    assert (image[0, below] == 0).all() and (image[0, above] == 255).all()
+    inside = ~below & ~above
+    assert np.all(np.diff(image[0, inside].astype(int)) >= 0) and image[0, inside].min() < image[0, inside].max()
+
+
+def test_a_voi_lut_sequence_wins_over_the_window(tmp_path):
+    from pydicom import Dataset
+
+    stored = np.tile(np.arange(0, 256, 4, dtype=np.uint16), (8, 1))
+    lut = Dataset()
+    lut.LUTDescriptor = [256, 0, 16]
+    lut.LUTData = np.array([4095 - 16 * v for v in range(256)], np.uint16).tobytes()  # inverting: unlike any window
+    lut["LUTData"].VR = "OW"
+    path = _radiograph(tmp_path, "voilut.dcm", stored, BitsStored=8, HighBit=7, VOILUTSequence=[lut],
+                       WindowCenter=128, WindowWidth=256)
+    _, image = decode_image(path)
+    assert image[0, 0] > image[0, -1]  # the LUT's inversion, not the window's rising ramp
