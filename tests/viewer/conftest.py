@@ -4,8 +4,8 @@ Everything heavy is session-scoped and built once: the fundus study (the real
 app; its model is ``$CANDOR_VIEWER_TEST_MODELS`` when set, else the product
 model in ``models/fundus_vessels`` when present, else an untrained stand-in,
 and the choice is logged and written to ``model-used.txt`` among the
-artifacts), the chest study (DX + SR written with
-the SR builder), one Orthanc, one viewer server, and one run of the headless
+artifacts), the chest study (a MONOCHROME1 DX processed by the app
+with the shipped chest model), one Orthanc, one viewer server, and one run of the headless
 Chromium probe whose screenshots are kept as test artifacts in
 ``$CANDOR_TEST_ARTIFACTS/viewer`` (default ``build/test-artifacts/viewer``).
 """
