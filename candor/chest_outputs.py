@@ -4,11 +4,10 @@ One measurement group per finding of the model: the MC-mean probability and its 
 standard deviation (Gal & Ghahramani 2016), and the epistemic (mutual information) and
 aleatoric (expected entropy) uncertainty of the finding's two-class distribution
 (1 − p, p) in nats. Every finding is reported, present or not, so a reader sees a low
-probability stated rather than a silent omission. A finding at or above the threshold,
-and always the most probable one, also gets the box around its saliency peak
-(:func:`candor.saliency.peak_region`) as its Image Region (TID 1410, which OHIF draws);
-the others are image-level groups (TID 1501): a box drawn for a finding the model
-calls absent would point a reader at nothing. Saliency overlays of the most
+probability stated rather than a silent omission. Every group carries the box around the
+finding's saliency peak (:func:`candor.saliency.peak_region`) as its Image Region (TID 1410):
+OHIF 3.13 leaves the whole SR undisplayed when a group has no region (an image-level
+TID 1501 group), so an absent finding's box is drawn too, labelled with its low probability. Saliency overlays of the most
 probable findings are written by :func:`candor.outputs.saliency_overlays`.
 """
 
@@ -69,7 +68,7 @@ def finding_results(explained: ExplainedImage) -> list[FindingResult]:
     return results
 
 
-def _finding_spec(result: FindingResult, explained: ExplainedImage, with_region: bool) -> FindingSpec:
+def _finding_spec(result: FindingResult, explained: ExplainedImage) -> FindingSpec:
     task = explained.inferred.decoded.task
     measurements = [
         MeasurementSpec(name=codes.DCM.Probability, value=result.probability, unit=codes.UCUM.NoUnits,
@@ -84,18 +83,16 @@ def _finding_spec(result: FindingResult, explained: ExplainedImage, with_region:
     return FindingSpec(
         finding_type=task.finding_code(result.label),
         tracking_label=finding_name(result.label).capitalize(),
-        region_xy=box_polyline(*result.box) if with_region and result.box is not None else None,
+        region_xy=box_polyline(*result.box) if result.box is not None else None,
         measurements=measurements,
         finding_site=task.anatomic_region,
     )
 
 
-def findings_report(explained: ExplainedImage, threshold: float) -> OutputObject:
-    """TID 1500 SR with one group per finding (probability ± MC std, epistemic, aleatoric; region when positive)."""
+def findings_report(explained: ExplainedImage) -> OutputObject:
+    """TID 1500 SR with one group per finding (probability ± MC std, epistemic, aleatoric, saliency-peak region)."""
     inferred = explained.inferred
-    results = finding_results(explained)
-    top, _ = most_probable(explained)
-    specs = [_finding_spec(r, explained, with_region=r.probability >= threshold or r.label == top) for r in results]
+    specs = [_finding_spec(result, explained) for result in finding_results(explained)]
     series_uid, sop_uid = output_uids(inferred, "sr")
     sr = build_measurement_report(
         inferred.decoded.source, specs,

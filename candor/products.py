@@ -62,7 +62,7 @@ def report_objects(explained: ExplainedImage, settings: Settings) -> Iterator[Ou
     if kind == "segmentation":
         yield measurement_report(inferred, summarise_segmentation(inferred, settings.threshold))
     elif kind == "classification":
-        yield chest_outputs.findings_report(explained, settings.threshold)
+        yield chest_outputs.findings_report(explained)
     else:
         yield nuclei_outputs.nuclei_measurement_report(inferred, per_nucleus=settings.report_each_nucleus)
 

@@ -63,5 +63,5 @@ def test_finding_results_follow_the_model_labels_and_report_every_finding(bundle
     assert results["cardiomegaly"].aleatoric == pytest.approx(np.log(2), abs=1e-6)
     assert results["nodule"].box == pytest.approx((0.0, 0.0, 48.0, 64.0))
     assert results["pneumothorax"].box is None
-    sr = findings_report(explained, threshold=0.5).dataset
+    sr = findings_report(explained).dataset
     assert sr.SeriesNumber == 904 and sr.StudyInstanceUID == source.StudyInstanceUID
