@@ -107,6 +107,11 @@ def decode_grey(dataset: Dataset, path: str | Path) -> np.ndarray:
     try:
         array = dataset.pixel_array
         values = apply_modality_lut(array, dataset)
+        if "VOILUTSequence" in dataset and np.issubdtype(values.dtype, np.floating):
+            # a VOI LUT is indexed by integer values (C.11.2.1.1): an integral rescale output is integer data
+            rounded = np.rint(values)
+            if np.array_equal(rounded, values):
+                values = rounded.astype(np.int64)
         if "VOILUTSequence" in dataset or "WindowCenter" in dataset:
             values = apply_voi_lut(values, dataset, prefer_lut=True)
     except _DECODE_ERRORS as error:
