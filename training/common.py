@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -17,6 +18,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +60,43 @@ def save_checkpoint(directory: Path, state: TrainingState, args: argparse.Namesp
     for old in sorted(directory.glob("step_*.pt"), key=lambda p: p.stat().st_mtime)[:-keep]:
         old.unlink()  # by age, so an earlier run's higher step numbers never evict this run's checkpoints
     return path
+
+
+def train_steps(state: TrainingState, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                next_batch: Callable[[np.random.Generator], tuple[torch.Tensor, torch.Tensor]],
+                args: argparse.Namespace, checkpoints: Path, resume_keys: Sequence[str]) -> list[float]:
+    """Train ``state.network`` from ``state.step`` to ``args.steps``; returns the loss of every step run.
+
+    One batch per step from ``next_batch(state.crop_rng)``; a tqdm bar (log lines routed through
+    it), a log line every ``args.log_every`` steps, a checkpoint every ``args.checkpoint_every``
+    steps and at the end. Autograd is switched on here: a caller (or an earlier test) may have
+    turned it off process-wide.
+    """
+    losses: list[float] = []
+    state.network.train()
+    with logging_redirect_tqdm(), torch.enable_grad():
+        progress = tqdm(total=args.steps, initial=state.step, desc="train", unit="step", dynamic_ncols=True)
+        while state.step < args.steps:
+            tick = time.perf_counter()
+            inputs, targets = next_batch(state.crop_rng)
+            state.optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(state.network(inputs), targets)
+            loss.backward()
+            state.optimizer.step()
+            state.scheduler.step()
+            state.step += 1
+            state.elapsed += time.perf_counter() - tick
+            losses.append(loss.item())
+            progress.update(1)
+            progress.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", lr=f"{state.scheduler.get_last_lr()[0]:.2e}")
+            if state.step % args.log_every == 0:
+                logger.info("step %d/%d loss %.4f (mean of last %d)", state.step, args.steps,
+                            np.mean(losses[-args.log_every:]), min(len(losses), args.log_every))
+            if state.step % args.checkpoint_every == 0 or state.step == args.steps:
+                logger.info("checkpoint %s", save_checkpoint(checkpoints, state, args, resume_keys))
+        progress.close()
+    state.network.eval()
+    return losses
 
 
 def resume(path: Path, state: TrainingState, args: argparse.Namespace, resume_keys: Sequence[str]) -> None:

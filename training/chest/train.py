@@ -35,11 +35,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from candor.bundle import build_network, load_bundle, save_bundle
 from training.chest.card import write_model_card
-from training.common import TrainingState, cosine_schedule, resume, run_cli, save_checkpoint
+from training.common import TrainingState, cosine_schedule, resume, run_cli, train_steps
 from training.data.chestxray14 import CXR14Record, chestxray14_records, label_prevalence, read_chestxray14
 from training.synth import chest as chest_synth
 from training.synth.chest import FINDINGS, TRAIN_STREAM, generate_chest, synthetic_rng
@@ -229,31 +228,8 @@ def train(args: argparse.Namespace) -> Path:
                 dict(zip(FINDINGS, np.round(prevalence, 3))), time.perf_counter() - started)
 
     loss_fn = nn.BCEWithLogitsLoss()
-    losses: list[float] = []
-    network.train()
-    with logging_redirect_tqdm():
-        progress = tqdm(total=args.steps, initial=state.step, desc="train", unit="step", dynamic_ncols=True)
-        while state.step < args.steps:
-            tick = time.perf_counter()
-            images, labels = sample_batch(pool, state.crop_rng, args.batch)
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(network(images), labels)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            state.step += 1
-            state.elapsed += time.perf_counter() - tick
-            losses.append(loss.item())
-            progress.update(1)
-            progress.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-            if state.step % args.log_every == 0:
-                logger.info("step %d/%d loss %.4f (mean of last %d)", state.step, args.steps,
-                            np.mean(losses[-args.log_every:]), min(len(losses), args.log_every))
-            if state.step % args.checkpoint_every == 0 or state.step == args.steps:
-                logger.info("checkpoint %s", save_checkpoint(checkpoints, state, args, RESUME_KEYS))
-        progress.close()
-
-    network.eval()
+    losses = train_steps(state, loss_fn, lambda rng: sample_batch(pool, rng, args.batch), args, checkpoints,
+                         RESUME_KEYS)
     metadata = _metadata(args, pool, prevalence, losses, state, warm)
     save_bundle(out, network, config, metadata)
     stale = out / "docs" / "metrics.json"

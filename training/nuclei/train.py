@@ -35,11 +35,10 @@ import numpy as np
 import torch
 from monai.losses import DiceCELoss
 from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from candor.bundle import build_network, save_bundle
 from candor.instances import PostProcessing, encode_instances
-from training.common import TrainingState, cosine_schedule, resume, run_cli, save_checkpoint
+from training.common import TrainingState, cosine_schedule, resume, run_cli, train_steps
 from training.data.bbbc import load_nuclei_dataset, resize_nuclei_sample
 from training.nuclei import write_model_card
 from training.synth.nuclei import TRAIN_STREAM, NucleiSample, generate_nuclei, synthetic_rng
@@ -171,31 +170,8 @@ def train(args: argparse.Namespace) -> Path:
                 *fractions, time.perf_counter() - started)
 
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
-    losses: list[float] = []
-    network.train()
-    with logging_redirect_tqdm(), torch.enable_grad():
-        progress = tqdm(total=args.steps, initial=state.step, desc="train", unit="step", dynamic_ncols=True)
-        while state.step < args.steps:
-            tick = time.perf_counter()
-            batch_images, batch_targets = sample_batch(images, targets, state.crop_rng, args.batch, args.crop)
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(network(batch_images), batch_targets)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            state.step += 1
-            state.elapsed += time.perf_counter() - tick
-            losses.append(loss.item())
-            progress.update(1)
-            progress.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-            if state.step % args.log_every == 0:
-                logger.info("step %d/%d loss %.4f (mean of last %d)", state.step, args.steps,
-                            np.mean(losses[-args.log_every:]), min(len(losses), args.log_every))
-            if state.step % args.checkpoint_every == 0 or state.step == args.steps:
-                logger.info("checkpoint %s", save_checkpoint(checkpoints, state, args, RESUME_KEYS))
-        progress.close()
-
-    network.eval()
+    losses = train_steps(state, loss_fn, lambda rng: sample_batch(images, targets, rng, args.batch, args.crop),
+                         args, checkpoints, RESUME_KEYS)
     metadata = _metadata(args, pool, losses, state.elapsed)
     save_bundle(out, network, config, metadata)
     stale = out / "docs" / "metrics.json"

@@ -30,10 +30,9 @@ import numpy as np
 import torch
 from monai.losses import DiceCELoss
 from tqdm import tqdm
-from tqdm.contrib.logging import logging_redirect_tqdm
 
 from candor.bundle import build_network, save_bundle
-from training.common import TrainingState, cosine_schedule, resume, run_cli, save_checkpoint
+from training.common import TrainingState, cosine_schedule, resume, run_cli, train_steps
 from training.data.drive import load_drive, resize_sample
 from training.synth.fundus import TRAIN_STREAM, FundusSample, generate_fundus, synthetic_rng
 from training.vessels.evaluate import write_model_card
@@ -131,32 +130,8 @@ def train(args: argparse.Namespace) -> Path:
                 len(pool), args.data, args.working_size, fraction, time.perf_counter() - started)
 
     loss_fn = DiceCELoss(to_onehot_y=True, softmax=True, batch=True)
-    losses: list[float] = []
-    network.train()
-    # enable_grad: a caller (or an earlier test) may have switched autograd off process-wide
-    with logging_redirect_tqdm(), torch.enable_grad():
-        progress = tqdm(total=args.steps, initial=state.step, desc="train", unit="step", dynamic_ncols=True)
-        while state.step < args.steps:
-            tick = time.perf_counter()
-            images, labels = sample_batch(pool, state.crop_rng, args.batch, args.crop)
-            optimizer.zero_grad(set_to_none=True)
-            loss = loss_fn(network(images), labels)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            state.step += 1
-            state.elapsed += time.perf_counter() - tick
-            losses.append(loss.item())
-            progress.update(1)
-            progress.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
-            if state.step % args.log_every == 0:
-                logger.info("step %d/%d loss %.4f (mean of last %d)", state.step, args.steps,
-                            np.mean(losses[-args.log_every:]), min(len(losses), args.log_every))
-            if state.step % args.checkpoint_every == 0 or state.step == args.steps:
-                logger.info("checkpoint %s", save_checkpoint(checkpoints, state, args, RESUME_KEYS))
-        progress.close()
-
-    network.eval()
+    losses = train_steps(state, loss_fn, lambda rng: sample_batch(pool, rng, args.batch, args.crop), args,
+                         checkpoints, RESUME_KEYS)
     metadata = {
         "name": "candor-fundus-vessels",
         "version": "0.1.0",
