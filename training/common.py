@@ -8,6 +8,7 @@ data stream (``resume_keys``) differ from the original run's.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import time
@@ -115,6 +116,22 @@ def resume(path: Path, state: TrainingState, args: argparse.Namespace, resume_ke
     torch.set_rng_state(saved["torch_rng"])
     state.step, state.elapsed = int(saved["step"]), float(saved["elapsed"])
     logger.info("resumed from %s at step %d", path, state.step)
+
+
+def record_evaluation(model_dir: str | Path, result: dict[str, Any],
+                      change: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Write an evaluation's ``result`` to ``docs/metrics.json`` and, without its per-image rows, to
+    ``configs/metadata.json`` → ``evaluation`` (after ``change``, for calibrated parameters); returns the metadata."""
+    root = Path(model_dir)
+    (root / "docs").mkdir(parents=True, exist_ok=True)
+    (root / "docs" / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    metadata_path = root / "configs" / "metadata.json"
+    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+    if change is not None:
+        change(metadata)
+    metadata["evaluation"] = {key: value for key, value in result.items() if key != "per_image"}
+    metadata_path.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
+    return metadata
 
 
 def run_cli(job: Callable[[argparse.Namespace], Any], args: argparse.Namespace) -> int:

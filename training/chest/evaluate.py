@@ -47,6 +47,7 @@ from candor.saliency import prepare_for_guided_backprop
 from candor.uncertainty import as_two_class, decompose, mc_sample
 from training.data.chestxray14 import chestxray14_records, read_chestxray14
 from training.chest.card import write_model_card
+from training.common import record_evaluation
 from training.metrics import calibration_bins, expected_calibration_error, roc_auc
 from training.synth.chest import EVAL_STREAM, FINDINGS, ChestSample, generate_chest, synthetic_rng
 
@@ -338,12 +339,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     result["figures"] = (_figures(docs, example, reliability, f"held-out image, T = {args.mc_samples}, "
                                   f"{bundle.name} {bundle.version}") if example is not None else [])
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
-    (docs / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    metadata_path = Path(args.model) / "configs" / "metadata.json"
-    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-    metadata["evaluation"] = {key: value for key, value in result.items() if key != "per_image"}
-    metadata_path.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
-    write_model_card(args.model, metadata, result)
+    write_model_card(args.model, record_evaluation(args.model, result), result)
     for name, m in findings.items():
         logger.info("%-17s AUROC %s ECE %.3f std+ %s std- %s", name, m["auroc"], m["ece"], m["mean_std_positive"],
                     m["mean_std_negative"])

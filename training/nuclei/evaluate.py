@@ -24,7 +24,6 @@ set only. AP follows the DSB2018 definition, TP / (TP + FP + FN) with a match at
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shlex
 import sys
@@ -48,7 +47,7 @@ from candor.instances import (
 )
 from candor.preprocess import to_network_input
 from candor.uncertainty import decompose, mc_sample
-from training.common import run_cli
+from training.common import record_evaluation, run_cli
 from training.data.bbbc import load_nuclei_dataset, resize_nuclei_sample
 from training.metrics import roc_auc
 from training.nuclei import METRICS, fmt, write_model_card
@@ -272,17 +271,15 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     docs.mkdir(parents=True, exist_ok=True)
     result["figures"] = _figures(docs, example, results["test"], scale, level, data_label)
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
-    (docs / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
-    metadata_path = Path(args.model) / "configs" / "metadata.json"
-    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-    if results["calibration"]:
-        metadata["postprocessing"].update(params.to_metadata())
-        metadata["postprocessing"]["count_interval_scale"] = scale
-        metadata["postprocessing"]["count_interval_calibrated"] = f"{len(results['calibration'])} {data_label} images"
-    metadata["evaluation"] = {key: value for key, value in result.items() if key != "per_image"}
-    metadata_path.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
-    write_model_card(args.model, metadata, result)
+    def store_calibration(metadata: dict[str, Any]) -> None:
+        if results["calibration"]:
+            metadata["postprocessing"].update(params.to_metadata())
+            metadata["postprocessing"]["count_interval_scale"] = scale
+            metadata["postprocessing"]["count_interval_calibrated"] = (f"{len(results['calibration'])} "
+                                                                       f"{data_label} images")
+
+    write_model_card(args.model, record_evaluation(args.model, result, store_calibration), result)
     for name, label in METRICS.items():
         logger.info("%-62s %s", label, fmt(result["metrics"][name]))
     logger.info("interval scale %.2f (calibration coverage %s)", scale, calibration_coverage)

@@ -33,7 +33,7 @@ from tqdm import tqdm
 from candor.bundle import ModelBundle, load_bundle
 from candor.preprocess import to_network_input, to_source_grid
 from candor.uncertainty import decompose, mc_sample
-from training.common import run_cli
+from training.common import record_evaluation, run_cli
 from training.metrics import calibration_bins, dice, error_detection_auroc, expected_calibration_error, roc_auc
 from training.saliency_sanity import card_section
 from training.synth.fundus import EVAL_STREAM, FundusSample, generate_fundus, synthetic_rng
@@ -294,13 +294,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     result["figures"] = _figures(docs, sample, arrays, reliability,
                                  f"held-out image 0, T = {args.mc_samples}, {bundle.name} {bundle.version}")
     result["wall_seconds"] = round(time.perf_counter() - started, 1)
-    (docs / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-
-    metadata_path = Path(args.model) / "configs" / "metadata.json"
-    metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-    metadata["evaluation"] = {key: value for key, value in result.items() if key != "per_image"}
-    metadata_path.write_text(json.dumps(metadata, indent=2) + "\n", encoding="utf-8")
-    write_model_card(args.model, metadata, result)
+    write_model_card(args.model, record_evaluation(args.model, result), result)
     for name, label in METRICS.items():
         logger.info("%-60s %s", label, _fmt(result["metrics"][name]))
     return result
