@@ -55,20 +55,11 @@ def saliency_objects(explained: ExplainedImage) -> Iterator[OutputObject]:
     yield from saliency_overlays(explained)
 
 
-def report_objects(explained: ExplainedImage, settings: Settings) -> Iterator[OutputObject]:
-    """The TID 1500 measurement report."""
-    inferred = explained.inferred
-    kind = inferred.decoded.task.kind
-    if kind == "segmentation":
-        yield measurement_report(inferred, summarise_segmentation(inferred, settings.threshold))
-    elif kind == "classification":
-        yield chest_outputs.findings_report(explained)
-    else:
-        yield nuclei_outputs.nuclei_measurement_report(inferred, per_nucleus=settings.report_each_nucleus)
+def measurement_report_and_entry(explained: ExplainedImage, settings: Settings) -> tuple[OutputObject, dict[str, Any]]:
+    """The TID 1500 SR of one image and its entry in the run report (also logged as one line).
 
-
-def image_summary(explained: ExplainedImage, settings: Settings) -> dict[str, Any]:
-    """The run report's entry for one processed image; also logged as one line."""
+    Both come from the same figures, computed once (for a segmentation, the field-of-view summary).
+    """
     inferred = explained.inferred
     name = inferred.decoded.path.name
     entry: dict[str, Any] = {
@@ -88,16 +79,17 @@ def image_summary(explained: ExplainedImage, settings: Settings) -> dict[str, An
                      mean_aleatoric=summary.mean_aleatoric, mean_total=summary.mean_total)
         logger.info("%s: foreground fraction %.3f, mean epistemic %.4f, mean aleatoric %.4f nats", name,
                     summary.foreground_fraction, summary.mean_epistemic, summary.mean_aleatoric)
-    elif kind == "classification":
+        return measurement_report(inferred, summary), entry
+    if kind == "classification":
         entry["findings"] = chest_outputs.findings_summary(explained)
         label, probability = chest_outputs.most_probable(explained)
         logger.info("%s: most probable finding %s p=%.3f; %s", name, label, probability,
                     ", ".join(f"{k} {v['probability']:.3f}±{v['std']:.3f}" for k, v in entry["findings"].items()))
-    else:
-        count = inferred.instances.count
-        entry["count"] = {"count": count.count_of_mean, "mc_mean": count.mean, "mc_std": count.std,
-                          "interval_low": count.low, "interval_high": count.high, "level": count.level,
-                          "interval_scale": count.scale}
-        logger.info("%s: %d nuclei (MC mean %.1f ± %.1f, %d%% interval %d–%d)", name, count.count_of_mean,
-                    count.mean, count.std, round(100 * count.level), count.low, count.high)
-    return entry
+        return chest_outputs.findings_report(explained), entry
+    count = inferred.instances.count
+    entry["count"] = {"count": count.count_of_mean, "mc_mean": count.mean, "mc_std": count.std,
+                      "interval_low": count.low, "interval_high": count.high, "level": count.level,
+                      "interval_scale": count.scale}
+    logger.info("%s: %d nuclei (MC mean %.1f ± %.1f, %d%% interval %d–%d)", name, count.count_of_mean,
+                count.mean, count.std, round(100 * count.level), count.low, count.high)
+    return nuclei_outputs.nuclei_measurement_report(inferred, per_nucleus=settings.report_each_nucleus), entry

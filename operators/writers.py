@@ -79,5 +79,6 @@ class SRWriterOperator(_WriterOperator):
     """TID 1500 SR of the findings; also records the image's figures in the run report."""
 
     def objects(self, explained: ExplainedImage) -> Iterable[OutputObject]:
-        self.report.add_processed(products.image_summary(explained, self.settings))
-        return products.report_objects(explained, self.settings)
+        sr, entry = products.measurement_report_and_entry(explained, self.settings)
+        self.report.add_processed(entry)
+        return [sr]
