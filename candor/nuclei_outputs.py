@@ -36,10 +36,9 @@ from candor.dicom.sc import build_overlay_sc
 from candor.dicom.seg import build_binary_seg
 from candor.dicom.sr import FindingSpec, MeasurementSpec, box_polyline, build_measurement_report
 from candor.instances import CountEstimate, InstanceAnalysis, NucleusStats, count_instances, labels_to_source_grid
-from candor.outputs import SERIES_NUMBERS, OutputObject, output_uids
+from candor.outputs import SERIES_NUMBERS, OutputObject, base_rgb, output_uids, uncertainty_overlays
 from candor.preprocess import Geometry, to_source_grid
 from candor.records import InferredImage
-from candor.render import render_overlay
 from candor.render_instances import render_instance_values
 
 LOGGER = logging.getLogger(__name__)
@@ -217,10 +216,6 @@ def nuclei_measurement_report(inferred: InferredImage, per_nucleus: bool) -> Out
 
 
 # -- overlays --------------------------------------------------------------------------------------------------
-def _base_rgb(image: np.ndarray) -> np.ndarray:
-    return image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
-
-
 def _overlay(inferred: InferredImage, kind: str, rgb: np.ndarray, description: str) -> OutputObject:
     """An RGB SC of ``rgb`` (:func:`candor.dicom.sc.build_overlay_sc`).
 
@@ -240,27 +235,17 @@ def confidence_overlay(inferred: InferredImage) -> OutputObject:
     count = analysis.count
     title = (f"Detection confidence of {point_count(analysis)} nuclei (T={inferred.maps.samples}; "
              f"{count.level:.0%} interval {count.low}–{count.high})")
-    rgb = render_instance_values(_base_rgb(inferred.decoded.image), source_labels(inferred),
+    rgb = render_instance_values(base_rgb(inferred.decoded.image), source_labels(inferred),
                                  {n.label: n.confidence for n in analysis.nuclei},
                                  title=title, units="detection confidence", vmin=0.0, vmax=1.0)
     return _overlay(inferred, "instances", rgb, "Nuclei: detection confidence")
 
 
-def epistemic_overlay(inferred: InferredImage) -> OutputObject:
-    """Kind ``epistemic``: mutual information on [0, ¼ ln C] nats, as for the fundus task
-    (:func:`candor.outputs.uncertainty_overlays`: a fixed scale, values above it saturate)."""
-    maps = inferred.maps
-    values = to_source_grid(maps.epistemic, inferred.geometry)
-    title = f"Epistemic uncertainty (mutual information), T={maps.samples}, seed {inferred.seed}"
-    rgb = render_overlay(_base_rgb(inferred.decoded.image), values, title=title, vmin=0.0,
-                         vmax=maps.max_entropy / 4, units="nats")
-    return _overlay(inferred, "epistemic", rgb, "Epistemic uncertainty overlay")
-
-
 def nuclei_overlays(inferred: InferredImage) -> Iterator[OutputObject]:
-    """The ``instances`` and ``epistemic`` overlays, one at a time (each is a source-sized RGB image)."""
+    """The ``instances`` and ``epistemic`` overlays, one at a time (each is a source-sized RGB image); the
+    epistemic one is drawn as for the fundus task, on the fixed scale [0, ¼ ln C] nats."""
     yield confidence_overlay(inferred)
-    yield epistemic_overlay(inferred)
+    yield from uncertainty_overlays(inferred, kinds=("epistemic",))
 
 
 # -- Parametric Map --------------------------------------------------------------------------------------------

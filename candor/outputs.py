@@ -98,12 +98,14 @@ def segmentation(inferred: InferredImage, threshold: float) -> OutputObject:
     return OutputObject("seg", seg)
 
 
-def _base_rgb(image: np.ndarray) -> np.ndarray:
+def base_rgb(image: np.ndarray) -> np.ndarray:
+    """The decoded source as the RGB image an overlay is drawn on (grey repeated into three channels)."""
     return image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
 
 
-def uncertainty_overlays(inferred: InferredImage) -> Iterator[OutputObject]:
-    """Epistemic and aleatoric overlays, one at a time (each is a source-sized RGB image).
+def uncertainty_overlays(inferred: InferredImage,
+                         kinds: tuple[str, ...] = ("epistemic", "aleatoric")) -> Iterator[OutputObject]:
+    """Overlays of the uncertainty maps ``kinds``, one at a time (each is a source-sized RGB image).
 
     Each map is drawn on a fixed scale, so that a colour means the same on every image and
     every run: aleatoric on [0, ln C] nats, the bound of every entropy term; epistemic on
@@ -112,12 +114,13 @@ def uncertainty_overlays(inferred: InferredImage) -> Iterator[OutputObject]:
     """
     maps = inferred.maps
     upper = math.log(maps.mean_probability.shape[0])
-    base = _base_rgb(inferred.decoded.image)
+    base = base_rgb(inferred.decoded.image)
     scales = {
         "epistemic": ("Epistemic uncertainty (mutual information)", upper / 4),
         "aleatoric": ("Aleatoric uncertainty (expected entropy)", upper),
     }
-    for kind, (title, vmax) in scales.items():
+    for kind in kinds:
+        title, vmax = scales[kind]
         values = to_source_grid(getattr(maps, kind), inferred.geometry)
         rgb = render_overlay(base, values, title=f"{title}, T={maps.samples}, seed {inferred.seed}",
                              vmin=0.0, vmax=vmax, units="nats")
@@ -182,7 +185,7 @@ def _saliency_kind_and_series(method: str, finding: str | None, rank: int) -> tu
 def saliency_overlays(explained: ExplainedImage) -> Iterator[OutputObject]:
     """One RGB overlay per saliency map (per method, and per explained finding), one at a time."""
     inferred = explained.inferred
-    base = _base_rgb(inferred.decoded.image)
+    base = base_rgb(inferred.decoded.image)
     findings = list(dict.fromkeys(item.finding for item in explained.maps if item.finding is not None))
     for item in explained.maps:
         values, _ = normalised_saliency(item.values)
