@@ -33,10 +33,9 @@ from pydicom.sr.codedict import codes
 from candor.dicom import codes as candor_codes
 from candor.dicom.pm import ValueMapping, build_parametric_map
 from candor.dicom.sc import build_overlay_sc
-from candor.dicom.seg import build_binary_seg
 from candor.dicom.sr import FindingSpec, MeasurementSpec, box_polyline, build_measurement_report
 from candor.instances import CountEstimate, InstanceAnalysis, NucleusStats, count_instances, labels_to_source_grid
-from candor.outputs import SERIES_NUMBERS, OutputObject, base_rgb, output_uids, uncertainty_overlays
+from candor.outputs import SERIES_NUMBERS, OutputObject, base_rgb, output_uids, segmentation, uncertainty_overlays
 from candor.preprocess import Geometry, to_source_grid
 from candor.records import InferredImage
 from candor.render_instances import render_instance_values
@@ -107,17 +106,7 @@ def nuclei_segmentation(inferred: InferredImage) -> OutputObject:
     The segment is coded with the task's property (Anatomical Structure / Nucleus, SCT
     84640000); the model is its Segmentation Algorithm Identification.
     """
-    task = inferred.decoded.task
-    series_uid, sop_uid = output_uids(inferred, "seg")
-    seg = build_binary_seg(
-        inferred.decoded.source, source_labels(inferred) > 0,
-        segment_label=task.segment_label, property_category=task.property_category,
-        property_type=task.property_type, anatomic_region=task.anatomic_region,
-        algorithm_name=inferred.bundle.name, algorithm_version=inferred.bundle.version,
-        series_instance_uid=series_uid, sop_instance_uid=sop_uid, series_number=SERIES_NUMBERS["seg"],
-        series_description=f"{task.segment_label} (AI)",
-    )
-    return OutputObject("seg", seg)
+    return segmentation(inferred, source_labels(inferred) > 0)
 
 
 # -- SR --------------------------------------------------------------------------------------------------------

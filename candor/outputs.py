@@ -78,12 +78,13 @@ def foreground_mask(inferred: InferredImage, threshold: float, foreground_class:
     return probability >= threshold
 
 
-def segmentation(inferred: InferredImage, threshold: float) -> OutputObject:
+def segmentation(inferred: InferredImage, mask: np.ndarray) -> OutputObject:
+    """BINARY SEG of ``mask`` (source grid) as the task's segment, with the model as its algorithm."""
     task = inferred.decoded.task
     series_uid, sop_uid = output_uids(inferred, "seg")
     seg = build_binary_seg(
         inferred.decoded.source,
-        foreground_mask(inferred, threshold),
+        mask,
         segment_label=task.segment_label,
         property_category=task.property_category,
         property_type=task.property_type,

@@ -20,7 +20,14 @@ import logging
 from typing import Any, Iterator
 
 from candor import chest_outputs, nuclei_outputs
-from candor.outputs import OutputObject, measurement_report, saliency_overlays, segmentation, uncertainty_overlays
+from candor.outputs import (
+    OutputObject,
+    foreground_mask,
+    measurement_report,
+    saliency_overlays,
+    segmentation,
+    uncertainty_overlays,
+)
 from candor.records import ExplainedImage
 from candor.settings import Settings
 from candor.summaries import summarise_segmentation
@@ -33,7 +40,7 @@ def segmentation_objects(explained: ExplainedImage, settings: Settings) -> Itera
     inferred = explained.inferred
     kind = inferred.decoded.task.kind
     if kind == "segmentation":
-        yield segmentation(inferred, settings.threshold)
+        yield segmentation(inferred, foreground_mask(inferred, settings.threshold))
     elif kind == "instances":
         yield nuclei_outputs.nuclei_segmentation(inferred)
 
